@@ -1,0 +1,14 @@
+"""boneage-d2: Detectron2 components for pediatric hand bone-age assessment.
+
+``import boneage_d2`` registers every architecture and head in Detectron2's registries and the
+built-in dataset names (``phantom_boneage_*``, ``rsna_boneage_*``) in its catalog.
+"""
+
+from . import modeling  # noqa: F401  (registration)
+from .config import add_boneage_config
+from .data.catalog import register_all_boneage
+
+__version__ = "0.1.0"
+__all__ = ["add_boneage_config", "register_all_boneage", "__version__"]
+
+register_all_boneage()

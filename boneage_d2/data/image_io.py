@@ -1,0 +1,101 @@
+"""Reading radiographs: header-only sizes, 8/16-bit PNG/JPEG with windowing, corrupt-file errors."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "ImageReadError",
+    "check_image_complete",
+    "read_image_size",
+    "read_radiograph",
+    "window_to_uint8",
+]
+
+# A PNG ends with an empty IEND chunk whose CRC is fixed: these 8 bytes close every complete file.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TRAILER = b"IEND\xaeB`\x82"
+_JPEG_SIGNATURE = b"\xff\xd8"
+_JPEG_TRAILER = b"\xff\xd9"
+# How far from the end the trailer is searched (a few writers append padding after it).
+_TRAILER_SEARCH_BYTES = 1024
+
+
+class ImageReadError(OSError):
+    """An image that is missing, unreadable or truncated; the message names the file."""
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError as e:
+        raise ImageReadError(f"{path}: image file not found") from e
+    except Exception as e:  # PIL raises several types for bad headers
+        raise ImageReadError(f"{path}: unreadable image header ({e})") from e
+
+
+def check_image_complete(path: str | os.PathLike) -> None:
+    """Raise ``ImageReadError`` when a PNG or JPEG file is truncated, without decoding pixels.
+
+    Reads only the first and the last bytes of the file: a complete PNG ends with its ``IEND``
+    chunk, a complete JPEG with the ``EOI`` marker. A file cut short (an interrupted download or
+    copy) lacks them. This catches truncation, not corruption inside the compressed data, which
+    only decoding (``read_radiograph``) finds. Other formats pass unchecked.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _TRAILER_SEARCH_BYTES))
+            tail = f.read()
+    except FileNotFoundError as e:
+        raise ImageReadError(f"{path}: image file not found") from e
+    except OSError as e:
+        raise ImageReadError(f"{path}: unreadable image file ({e})") from e
+    if head.startswith(_PNG_SIGNATURE):
+        if _PNG_TRAILER not in tail:
+            raise ImageReadError(f"{path}: truncated PNG (no IEND chunk at the end, {size} bytes)")
+    elif head.startswith(_JPEG_SIGNATURE):
+        if _JPEG_TRAILER not in tail:
+            raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker, {size} bytes)")
+
+
+def window_to_uint8(img: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
+    """Map a 12/16-bit (or float) image to uint8 by a percentile window; uint8 passes through."""
+    if img.dtype == np.uint8:
+        return img
+    img = img.astype(np.float32)
+    lo, hi = np.percentile(img, [low_pct, high_pct])
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.clip((img - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+
+
+def read_radiograph(path: str | os.PathLike) -> np.ndarray:
+    """Read a radiograph as an HxW uint8 array (grayscale).
+
+    8-bit files are returned as stored; 16-bit files are read unchanged and windowed (Detectron2's
+    ``read_image`` would saturate them); colour files are converted to gray. Raises
+    ``ImageReadError`` naming the file when it is missing, unreadable or truncated: a truncated
+    PNG/JPEG is rejected before decoding (``check_image_complete``), because some OpenCV builds
+    return the decoded part of a truncated file as if it were whole.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageReadError(f"{path}: image file not found")
+    check_image_complete(path)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path}: unreadable or truncated image")
+    if img.ndim == 3:
+        if img.shape[2] == 4:
+            img = img[:, :, :3]
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return window_to_uint8(img)

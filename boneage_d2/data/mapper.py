@@ -1,0 +1,147 @@
+"""``BoneAgeDatasetMapper``: dataset dict -> model input, labels carried through augmentation."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import torch
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import Boxes, Instances
+
+from .image_io import read_radiograph
+from .transforms import build_boneage_augmentation, linear_scale
+
+__all__ = ["BoneAgeDatasetMapper", "roi_instances_from_keypoints"]
+
+logger = logging.getLogger(__name__)
+
+
+def roi_instances_from_keypoints(
+    keypoints: np.ndarray, side: float, image_size: tuple[int, int]
+) -> Instances:
+    """Square ROI boxes of ``side`` pixels centred on each labelled keypoint, clipped to the image.
+
+    Args:
+        keypoints: [K, 3] (x, y, v) in Detectron2 (continuous) coordinates; v = 0 means
+            unlabelled or transformed out of the image, and gets no box.
+        image_size: (height, width).
+    Returns:
+        ``Instances`` with ``gt_boxes``, ``gt_classes`` (all 0: one class-agnostic category) and
+        ``gt_landmarks`` (the landmark index of each box).
+    """
+    inst = Instances(image_size)
+    keep = np.nonzero(keypoints[:, 2] > 0)[0] if len(keypoints) else np.zeros(0, dtype=int)
+    xy = keypoints[keep, :2]
+    half = side / 2.0
+    boxes = Boxes(
+        torch.as_tensor(
+            np.concatenate([xy - half, xy + half], axis=1), dtype=torch.float32
+        ).reshape(-1, 4)
+    )
+    boxes.clip(image_size)
+    nonempty = boxes.nonempty()
+    inst.gt_boxes = boxes[nonempty]
+    inst.gt_classes = torch.zeros(int(nonempty.sum()), dtype=torch.int64)
+    inst.gt_landmarks = torch.as_tensor(keep, dtype=torch.int64)[nonempty]
+    return inst
+
+
+def _primary_keypoints(annos: list[dict]) -> np.ndarray:
+    """Keypoints [K, 3] of the hand with the most labelled points (empty [0, 3] when none)."""
+    best = np.zeros((0, 3))
+    for a in annos:
+        if "keypoints" in a:
+            k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)
+            if (k[:, 2] > 0).sum() > (best[:, 2] > 0).sum():
+                best = k
+    return best
+
+
+class BoneAgeDatasetMapper:
+    """Reads the radiograph, applies augmentations, and builds the model input.
+
+    Output dict: the record's ``file_name``, ``image_id``, ``height``, ``width``, ``boneage``
+    (months or None), ``male``, ``has_keypoints``, plus
+
+    - ``image``: uint8 tensor [3, H, W] (the grayscale radiograph replicated to 3 channels);
+    - ``instances`` (training): the hands, with ``gt_boxes`` (from the transformed mask when there
+      is one: a rotated box would grow), ``gt_classes``, ``gt_masks`` and ``gt_keypoints`` when
+      the record has them;
+    - ``roi_instances`` (training): anatomical ROI boxes recomputed from the transformed keypoints
+      of the annotated hand (``gt_boxes``, ``gt_classes`` = 0, ``gt_landmarks``), their side
+      scaled with the image.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        augmentations: list,
+        use_masks: bool = True,
+        use_keypoints: bool = True,
+    ):
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(augmentations)
+        self.use_masks = use_masks
+        self.use_keypoints = use_keypoints
+        mode = "train" if is_train else "test"
+        logger.info(f"[BoneAgeDatasetMapper] {mode} augmentations: {augmentations}")
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True) -> dict:
+        return {
+            "is_train": is_train,
+            "augmentations": build_boneage_augmentation(cfg, is_train),
+            "use_masks": cfg.MODEL.MASK_ON,
+            "use_keypoints": True,
+        }
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        d = copy.deepcopy(dataset_dict)
+        gray = read_radiograph(d["file_name"])
+        utils.check_image_size(d, gray)
+        aug_input = T.AugInput(np.repeat(gray[:, :, None], 3, axis=2))
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        image_size = image.shape[:2]
+        d["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+        annos = d.pop("annotations", [])
+        d.pop("roi_annotations", None)  # ROI boxes are recomputed from the transformed keypoints
+        if not self.is_train:
+            return d
+        annos = self._transform_annotations(annos, transforms, image_size)
+        d["instances"] = self._hand_instances(annos, image_size)
+        side = d.get("roi_size", 0.0) * linear_scale(transforms)
+        d["roi_instances"] = roi_instances_from_keypoints(
+            _primary_keypoints(annos), side, image_size
+        )
+        return d
+
+    def _transform_annotations(self, annos: list[dict], transforms, image_size) -> list[dict]:
+        annos = [a for a in annos if a.get("iscrowd", 0) == 0]
+        num_kpts = max((len(a.get("keypoints", ())) // 3 for a in annos), default=0)
+        flip_indices = np.arange(num_kpts)  # hands: a flipped landmark keeps its identity
+        return [
+            utils.transform_instance_annotations(
+                a, transforms, image_size, keypoint_hflip_indices=flip_indices
+            )
+            for a in annos
+        ]
+
+    def _hand_instances(self, annos: list[dict], image_size) -> Instances:
+        drop = set()
+        if not self.use_masks:
+            drop.add("segmentation")
+        if not self.use_keypoints:
+            drop.add("keypoints")
+        annos = [{k: v for k, v in a.items() if k not in drop} for a in annos]
+        instances = utils.annotations_to_instances(annos, image_size, mask_format="bitmask")
+        if instances.has("gt_masks"):
+            instances.gt_boxes = instances.gt_masks.get_bounding_boxes()
+        return utils.filter_empty_instances(instances)

@@ -1,0 +1,11 @@
+from .config_checks import ConfigError, load_config, validate_config
+from .trainer import BoneAgeTrainer, build_boneage_optimizer, training_mean_months
+
+__all__ = [
+    "BoneAgeTrainer",
+    "ConfigError",
+    "build_boneage_optimizer",
+    "load_config",
+    "training_mean_months",
+    "validate_config",
+]

@@ -1,0 +1,105 @@
+"""Loading a config with clear errors, and checking it before any heavy work starts."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+
+import torch
+from detectron2.config import CfgNode, get_cfg
+from detectron2.data import DatasetCatalog
+from detectron2.modeling import META_ARCH_REGISTRY
+
+from ..config import add_boneage_config
+
+__all__ = ["ConfigError", "load_config", "validate_config"]
+
+logger = logging.getLogger(__name__)
+_DOWNLOAD_PREFIXES = ("detectron2://", "http://", "https://", "catalog://")
+
+
+class ConfigError(ValueError):
+    """A config that cannot work; the message says which key, what was found and what to do."""
+
+
+def _all_keys(cfg: CfgNode, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in cfg.items():
+        full = f"{prefix}{k}"
+        keys.append(full)
+        if isinstance(v, CfgNode):
+            keys += _all_keys(v, full + ".")
+    return keys
+
+
+def _unknown_key_error(cfg: CfgNode, err: KeyError, source: str) -> ConfigError:
+    m = re.search(r"Non-existent (?:config )?key: ([\w.]+)", str(err))
+    if not m:
+        return ConfigError(f"{source}: {err}")
+    key = m.group(1)
+    close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return ConfigError(f"{source}: unknown config key {key}{hint}")
+
+
+def load_config(config_file: str | None = None, opts: list[str] | None = None) -> CfgNode:
+    """``get_cfg()`` + ``add_boneage_config`` + the yaml + command-line ``opts``.
+
+    A misspelt key raises ``ConfigError`` naming the key, the file (or the command line) and the
+    closest existing keys. ``MODEL.DEVICE`` "cuda" falls back to "cpu" (with a warning) on a
+    machine without a GPU, so the same yaml runs on a laptop and on a GPU server.
+    """
+    cfg = add_boneage_config(get_cfg())
+    if config_file:
+        if not os.path.isfile(config_file):
+            raise ConfigError(f"config file not found: {config_file}")
+        try:
+            cfg.merge_from_file(config_file)
+        except KeyError as e:
+            raise _unknown_key_error(cfg, e, config_file) from None
+    if opts:
+        try:
+            cfg.merge_from_list(list(opts))
+        except (KeyError, AssertionError) as e:  # yacs asserts on unknown keys from a list
+            raise _unknown_key_error(cfg, KeyError(str(e)), "command line") from None
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("MODEL.DEVICE=%s but no GPU is available: using cpu", cfg.MODEL.DEVICE)
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
+    """Fail early, with the key and a remedy, on configs that would fail later or silently.
+
+    Checks: META_ARCHITECTURE is registered; MODEL.WEIGHTS is empty or an existing local file
+    (nothing can be downloaded here); every dataset in DATASETS.TRAIN/TEST is registered.
+    """
+    arch = cfg.MODEL.META_ARCHITECTURE
+    if arch not in META_ARCH_REGISTRY:
+        names = sorted(k for k, _ in META_ARCH_REGISTRY)
+        raise ConfigError(
+            f"MODEL.META_ARCHITECTURE={arch!r} is not registered; registered architectures: "
+            f"{names} (did you `import boneage_d2`?)"
+        )
+    weights = cfg.MODEL.WEIGHTS
+    if weights:
+        if weights.startswith(_DOWNLOAD_PREFIXES):
+            raise ConfigError(
+                f"MODEL.WEIGHTS={weights!r} must be downloaded, which this environment cannot do; "
+                "point it at a local .pth/.pkl file "
+                "or set MODEL.WEIGHTS '' to train from random initialisation"
+            )
+        if not os.path.isfile(weights):
+            raise ConfigError(f"MODEL.WEIGHTS={weights!r}: file not found")
+    registered = set(DatasetCatalog.list())
+    sets = list(cfg.DATASETS.TEST) + (list(cfg.DATASETS.TRAIN) if training else [])
+    for name in sets:
+        if name not in registered:
+            close = difflib.get_close_matches(name, sorted(registered), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigError(
+                f"dataset {name!r} (DATASETS.TRAIN/TEST) is not registered{hint} "
+                "Register it with boneage_d2.data.register_boneage_split(name, json_file)."
+            )

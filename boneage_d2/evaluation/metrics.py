@@ -1,0 +1,63 @@
+"""Bone-age metrics: MAE (headline) with a bootstrap interval, RMSE, by sex and age band."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["boneage_metrics", "band_name"]
+
+
+def band_name(lo: float, hi: float) -> str:
+    """Metric key of an age band, e.g. ``MAE_60to120mo`` (Detectron2's summary hides keys with
+    a "-")."""
+    return f"MAE_{lo:g}to{hi:g}mo"
+
+
+def boneage_metrics(
+    true_months: Sequence[float],
+    pred_months: Sequence[float],
+    male: Sequence[bool],
+    *,
+    age_bands: Sequence[float] = (0, 24, 60, 120, 180, 240),
+    train_mean_months: float | None = None,
+    bootstrap_samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """All bone-age metrics for one evaluation set (months; shares in percent).
+
+    Keys: ``MAE``, ``MAE_CI95_lo``/``MAE_CI95_hi`` (percentile bootstrap over images; omitted when
+    ``bootstrap_samples`` is 0), ``RMSE``, ``MAE_male``/``MAE_female``, one ``MAE_<lo>to<hi>mo`` per
+    non-empty band (``lo <= age < hi``, true age), ``within_6mo``/``within_12mo`` (percent of images
+    with absolute error <= 6 / 12 months), ``mean_predictor_MAE`` (the MAE of always predicting
+    the training-set mean, when given) and ``num_images``.
+    """
+    t = np.asarray(true_months, dtype=np.float64)
+    p = np.asarray(pred_months, dtype=np.float64)
+    m = np.asarray(male, dtype=bool)
+    if not (len(t) == len(p) == len(m)):
+        raise ValueError(f"length mismatch: {len(t)} true, {len(p)} predicted, {len(m)} sex values")
+    if len(t) == 0:
+        return {"num_images": 0.0}
+    err = np.abs(p - t)
+    out: dict[str, float] = {"MAE": float(err.mean())}
+    if bootstrap_samples > 0:
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, len(err), size=(bootstrap_samples, len(err)))
+        lo, hi = np.percentile(err[idx].mean(axis=1), [2.5, 97.5])
+        out["MAE_CI95_lo"], out["MAE_CI95_hi"] = float(lo), float(hi)
+    out["RMSE"] = float(np.sqrt(((p - t) ** 2).mean()))
+    for key, sel in (("MAE_male", m), ("MAE_female", ~m)):
+        if sel.any():
+            out[key] = float(err[sel].mean())
+    for lo_b, hi_b in zip(age_bands[:-1], age_bands[1:]):
+        sel = (t >= lo_b) & (t < hi_b)
+        if sel.any():
+            out[band_name(lo_b, hi_b)] = float(err[sel].mean())
+    out["within_6mo"] = float(100.0 * (err <= 6).mean())
+    out["within_12mo"] = float(100.0 * (err <= 12).mean())
+    if train_mean_months is not None:
+        out["mean_predictor_MAE"] = float(np.abs(t - train_mean_months).mean())
+    out["num_images"] = float(len(t))
+    return out

@@ -1,0 +1,34 @@
+"""The gender feature (PRSNet / ALA-Net): the sex bit through a small fully-connected layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GenderEmbedding", "male_tensor"]
+
+
+def male_tensor(batched_inputs: list[dict], device: torch.device) -> Tensor:
+    """[N] float tensor, 1.0 for male, 0.0 for female, from the inputs' ``"male"`` entries."""
+    values = []
+    for i, x in enumerate(batched_inputs):
+        if "male" not in x or x["male"] is None:
+            raise KeyError(
+                f"input {i} ({x.get('file_name', 'unknown file')}) has no 'male' entry; "
+                "bone-age models need the sex of every image"
+            )
+        values.append(float(bool(x["male"])))
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
+class GenderEmbedding(nn.Module):
+    """Maps the male bit [N] to an embedding [N, embed_dim] with FC + ReLU (PRSNet's 32 units)."""
+
+    def __init__(self, embed_dim: int = 32):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.fc = nn.Linear(1, embed_dim)
+
+    def forward(self, male: Tensor) -> Tensor:
+        """``male``: [N] in {0, 1}; centred to {-1, +1} so neither sex is the zero input."""
+        return torch.relu(self.fc((2.0 * male - 1.0).unsqueeze(1)))

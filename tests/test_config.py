@@ -1,0 +1,73 @@
+"""Config: our keys, _BASE_ inheritance, and clear errors for the mistakes users make."""
+
+from pathlib import Path
+
+import pytest
+from detectron2.config import get_cfg
+
+from boneage_d2 import add_boneage_config
+from boneage_d2.engine import ConfigError, load_config, validate_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_add_boneage_config_is_idempotent_and_namespaced():
+    cfg = add_boneage_config(get_cfg())
+    cfg.BONEAGE.ORDINAL.NUM_RANKS = 99
+    add_boneage_config(cfg)
+    assert cfg.BONEAGE.ORDINAL.NUM_RANKS == 99
+    assert set(cfg.keys()) - set(get_cfg().keys()) == {"BONEAGE"}
+
+
+def test_base_inheritance_and_overrides():
+    cfg = load_config(str(CONFIGS / "Global/R50-l1.yaml"), ["SOLVER.MAX_ITER", "7"])
+    assert cfg.BONEAGE.HEAD.NAME == "RegressionAgeHead"  # own file
+    assert cfg.BONEAGE.SOLVER.OPTIMIZER == "Adam"  # parent R50-ordinal.yaml
+    assert cfg.MODEL.RESNETS.NORM == "GN"  # grandparent Base-BoneAge.yaml
+    assert cfg.SOLVER.MAX_ITER == 7  # command line
+
+
+def test_config_key_typo_names_the_key_and_suggests(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f'_BASE_: "{CONFIGS / "Base-BoneAge.yaml"}"\nBONEAGE:\n  ORDINAL:\n    NUM_RANK: 10\n'
+    )
+    with pytest.raises(
+        ConfigError, match=r"BONEAGE\.ORDINAL\.NUM_RANK.*did you mean BONEAGE\.ORDINAL\.NUM_RANKS"
+    ):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match="command line.*SOLVER.BASE_LRR"):
+        load_config(None, ["SOLVER.BASE_LRR", "0.1"])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file not found: nope.yaml"):
+        load_config("nope.yaml")
+
+
+def test_unknown_architecture_lists_registered_ones():
+    cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "ALANett"])
+    with pytest.raises(ConfigError, match="ALANett.*GlobalBoneAgeRegressor"):
+        validate_config(cfg)
+
+
+def test_missing_or_remote_weights(tmp_path):
+    cfg = load_config(None, ["MODEL.WEIGHTS", str(tmp_path / "none.pth")])
+    with pytest.raises(ConfigError, match="none.pth.*file not found"):
+        validate_config(cfg)
+    cfg = load_config(None, ["MODEL.WEIGHTS", "detectron2://ImageNetPretrained/MSRA/R-50.pkl"])
+    with pytest.raises(ConfigError, match="cannot do.*random initialisation"):
+        validate_config(cfg)
+
+
+def test_unregistered_dataset_suggests_close_name():
+    cfg = load_config(None, ["DATASETS.TRAIN", "('phantom_boneage_trian',)"])
+    with pytest.raises(
+        ConfigError, match="phantom_boneage_trian.*did you mean phantom_boneage_train"
+    ):
+        validate_config(cfg)
+
+
+def test_every_config_loads():
+    for path in sorted(CONFIGS.rglob("*.yaml")):
+        load_config(str(path))

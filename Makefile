@@ -27,8 +27,8 @@ $(STAMP): setup.py Makefile
 	rm -f $(VENV)/.bootstrap-* && touch $@
 
 lint: bootstrap
-	$(VENV)/bin/ruff check boneage_d2 tools tests scripts
-	$(VENV)/bin/ruff format --check boneage_d2 tools tests scripts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: bootstrap lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

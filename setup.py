@@ -19,10 +19,10 @@ setup(
         "matplotlib",
         "tqdm",
         "pycocotools>=2.0.2",
+        "coral-pytorch>=1.4",  # CORAL / CORN ordinal losses
     ],
     extras_require={
         "test": ["pytest", "pytest-timeout", "ruff", "hypothesis"],
-        "ordinal": ["coral-pytorch"],
         "dicom": ["pydicom"],
     },
     entry_points={

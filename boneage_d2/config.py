@@ -45,8 +45,25 @@ def add_boneage_config(cfg: CN) -> CN:
     cfg.BONEAGE.ORDINAL.NUM_RANKS = 241  # 0..240 months at 1-month ranks
     cfg.BONEAGE.ORDINAL.RANK_WIDTH_MONTHS = 1.0
     # "independent": the paper's K-1 free logits; "coral": shared weights + K-1 biases
-    # (rank-consistent, Cao et al. 2020).
+    # (rank-consistent, Cao et al. 2020); "corn": conditional training (Shi et al. 2021).
     cfg.BONEAGE.ORDINAL.FORMULATION = "independent"
+
+    # ALA-Net (meta-architecture ALANet, ROI heads AnatomicalROIHeads). The local feature map is
+    # MODEL.RPN.IN_FEATURES (= MODEL.ROI_HEADS.IN_FEATURES), "res4" by default.
+    cfg.BONEAGE.ALANET = CN()
+    cfg.BONEAGE.ALANET.NUM_ROIS = 17  # top-K proposals kept per image = the dataset's landmarks
+    # 1x1 conv (+GN, ReLU) to this many channels before the RPN and ROIAlign; 0 = none (paper).
+    # 256 keeps the local branch cheap (a 1024-channel RPN conv alone adds ~29% to R50).
+    cfg.BONEAGE.ALANET.LOCAL_CHANNELS = 256
+    cfg.BONEAGE.ALANET.LOCAL_FEATURE = True  # fuse the max-pooled ROI feature (Table 1 row 2)
+    cfg.BONEAGE.ALANET.PATCH_TRAINING = True  # anatomical patch training (Table 1 row 3)
+    # ROIs for patch training: "proposals" (full ALA-Net) or "annotated" (keypoint-derived boxes:
+    # the paper's "patch training alone" row, which has no RPN).
+    cfg.BONEAGE.ALANET.PATCH_ROIS = "proposals"
+    cfg.BONEAGE.ALANET.PATCH_HIDDEN_DIMS = [256]  # the patch MLP before its ordinal output
+    # Lpatch weight (Eq. 2: 1). Lord: BONEAGE.HEAD.LOSS_WEIGHT; Lrpn: MODEL.RPN.LOSS_WEIGHT.
+    cfg.BONEAGE.ALANET.PATCH_LOSS_WEIGHT = 1.0
+    cfg.BONEAGE.ALANET.AGE_ON = True  # False = the vanilla-RPN baseline of Table 2 (no age)
 
     # Input pipeline (BoneAgeDatasetMapper). The papers resize the long side to 512.
     cfg.BONEAGE.INPUT = CN()
@@ -71,6 +88,52 @@ def add_boneage_config(cfg: CN) -> CN:
     # Optimiser: "SGD" (Detectron2's; SOLVER.NESTEROV for paper A), "Adam" (ALA-Net), "AdamW".
     cfg.BONEAGE.SOLVER = CN()
     cfg.BONEAGE.SOLVER.OPTIMIZER = "SGD"
+    # Reduce-on-plateau (paper A: lr / 10 when the validation loss plateaus for 5 epochs): a hook
+    # that scales the scheduler's base LRs after each evaluation (TEST.EVAL_PERIOD, one "epoch").
+    cfg.BONEAGE.SOLVER.PLATEAU = CN()
+    cfg.BONEAGE.SOLVER.PLATEAU.ENABLED = False  # off: Detectron2's SOLVER.STEPS schedule only
+    cfg.BONEAGE.SOLVER.PLATEAU.METRIC = "boneage/MAE"  # evaluation result watched (flat key)
+    cfg.BONEAGE.SOLVER.PLATEAU.MODE = "min"  # "min" (losses, MAE) or "max" (AP)
+    cfg.BONEAGE.SOLVER.PLATEAU.PATIENCE = 5  # evaluations without improvement (paper A: 5)
+    cfg.BONEAGE.SOLVER.PLATEAU.FACTOR = 0.1  # LR multiplier per reduction (paper A: / 10)
+    cfg.BONEAGE.SOLVER.PLATEAU.THRESHOLD = 0.0  # smallest change that counts as improvement
+    cfg.BONEAGE.SOLVER.PLATEAU.MIN_LR = 0.0  # base LRs are never reduced below this
+
+    # Model A (HandSegBoneAgeRCNN): Mask R-CNN hand segmentation feeding the bone-age regressor.
+    cfg.BONEAGE.HANDSEG = CN()
+    # False = the "no segmentation" ablation: the regressor sees the whole image (paper A, 12 mo).
+    cfg.BONEAGE.HANDSEG.USE_SEGMENTATION = True
+    # Masks gating the regressor's input in training: "gt" (paper A) or "predicted" (mask head
+    # at the ground-truth boxes; see MASK_GATING). Inference always uses predicted masks.
+    cfg.BONEAGE.HANDSEG.TRAIN_MASK_SOURCE = "gt"
+    # How a predicted mask gates the image: "hard" (binary at 0.5, no gradient to the mask head)
+    # or "soft" (probabilities, so the age loss also trains the mask head and the backbone).
+    cfg.BONEAGE.HANDSEG.MASK_GATING = "hard"
+    cfg.BONEAGE.HANDSEG.BACKGROUND_VALUE = 0.0  # pixel value outside the hand (0 = black, X-ray)
+    # Expand the hand box to a square around its centre before resizing, keeping the hand's
+    # aspect ratio (bone proportions are age cues); False = stretch the box to the square.
+    cfg.BONEAGE.HANDSEG.SQUARE_CROP = True
+    cfg.BONEAGE.HANDSEG.HAND_SCORE_THRESH = 0.5  # inference: a detection counts as a hand above it
+    cfg.BONEAGE.HANDSEG.MAX_HANDS_TEST = 3  # inference: ages for at most this many hands/image
+    # Training: an age loss term for every ground-truth hand (True) or the largest one only.
+    cfg.BONEAGE.HANDSEG.TRAIN_ALL_HANDS = True
+    # Sex at the final FC: "bit" (+-1, one input; paper A), "embedding" (GENDER.EMBED_DIM), "none".
+    cfg.BONEAGE.HANDSEG.GENDER_FEATURE = "bit"
+
+    # Residual attention network (Wang et al. 2017); defaults = Attention-92, paper A's 6 modules.
+    cfg.BONEAGE.RAN = CN()
+    cfg.BONEAGE.RAN.INPUT_SIZE = 224  # side of the square hand crop (Wang et al.'s ImageNet size)
+    cfg.BONEAGE.RAN.STEM_CHANNELS = 64  # conv 7x7/2 + max-pool (Wang et al.)
+    cfg.BONEAGE.RAN.STAGE_CHANNELS = [256, 512, 1024]  # widths of the 3 attention stages
+    cfg.BONEAGE.RAN.OUT_CHANNELS = 2048  # width of the last residual units (pooled feature)
+    cfg.BONEAGE.RAN.MODULES_PER_STAGE = [1, 2, 3]  # Att1, Att2_1..2, Att3_1..3 (paper A Fig. 2)
+    cfg.BONEAGE.RAN.MASK_DOWNSAMPLES = [3, 2, 1]  # soft-mask hourglass poolings per stage (Wang)
+    cfg.BONEAGE.RAN.NUM_FINAL_UNITS = 3  # residual units after stage 3 (Wang et al.: 3)
+    cfg.BONEAGE.RAN.PRE_POST_UNITS = 1  # p: units before and after each module's split (Wang)
+    cfg.BONEAGE.RAN.TRUNK_UNITS = 2  # t: trunk branch units (Wang et al., paper A: two)
+    cfg.BONEAGE.RAN.MASK_UNITS = 1  # r: units between poolings in the soft-mask branch (Wang)
+    cfg.BONEAGE.RAN.NORM = "GN"  # "GN" (from scratch, small batches of crops), "BN" or ""
+    cfg.BONEAGE.RAN.OUT_FEATURES = ["stage4"]  # outputs when used as MODEL.BACKBONE
 
     # Evaluation.
     cfg.BONEAGE.EVAL = CN()

@@ -61,7 +61,7 @@ def test_perfect_levels_decode_without_half_rank_bias(width):
     assert (decoded - ages).abs().max().item() <= width / 2 + 1e-4
 
 
-@pytest.mark.parametrize("formulation", ["independent", "coral"])
+@pytest.mark.parametrize("formulation", ["independent", "coral", "corn"])
 def test_head_initialised_at_prior_mean_and_learns(formulation):
     torch.manual_seed(0)
     head = OrdinalAgeHead(
@@ -92,3 +92,39 @@ def test_unknown_formulation_is_a_clear_error():
         OrdinalAgeHead(
             in_dim=4, hidden_dims=[], num_ranks=10, rank_width_months=1.0, formulation="softmax"
         )
+
+
+def test_coral_loss_is_normalised_to_eq1():
+    torch.manual_seed(0)
+    logits, rank = torch.randn(5, 9), torch.tensor([0, 2, 4, 9, 7])
+    assert ordinal_loss(logits, rank, "coral").item() == pytest.approx(
+        ordinal_loss(logits, rank, "independent").item(), rel=1e-5
+    )
+
+
+def test_corn_loss_equals_coral_pytorch_reference():
+    from coral_pytorch.losses import corn_loss
+
+    torch.manual_seed(0)
+    logits, rank = torch.randn(6, 12), torch.tensor([0, 1, 5, 12, 12, 3])
+    assert ordinal_loss(logits, rank, "corn").item() == pytest.approx(
+        corn_loss(logits, rank, 13).item(), rel=1e-5
+    )
+
+
+def test_corn_probabilities_are_cumulative_and_monotone():
+    torch.manual_seed(0)
+    probas = ordinal_probabilities(torch.randn(4, 20), "corn")
+    assert (probas[:, 1:] <= probas[:, :-1] + 1e-7).all()
+    cond = torch.sigmoid(torch.tensor([[2.0, 0.0, -1.0]]))
+    expected = torch.cumprod(cond, dim=1)
+    assert torch.allclose(ordinal_probabilities(torch.tensor([[2.0, 0.0, -1.0]]), "corn"), expected)
+
+
+@pytest.mark.parametrize("formulation", ["independent", "coral", "corn"])
+def test_prior_bias_decodes_to_the_prior_mean(formulation):
+    from boneage_d2.modeling.ordinal import prior_level_logits
+
+    logits = prior_level_logits(241, 1.0, 127.0, 42.0, formulation).unsqueeze(0)
+    months = probabilities_to_months(ordinal_probabilities(logits, formulation), 1.0)
+    assert months.item() == pytest.approx(127.0, abs=1.0)

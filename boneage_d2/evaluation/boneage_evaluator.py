@@ -52,6 +52,8 @@ class BoneAgeEvaluator(DatasetEvaluator):
 
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
         for inp, out in zip(inputs, outputs):
+            if "boneage" not in out:  # a detection-only model (e.g. the vanilla-RPN baseline)
+                continue
             true = inp.get("boneage")
             self._rows.append(
                 {
@@ -75,7 +77,7 @@ class BoneAgeEvaluator(DatasetEvaluator):
 
     def evaluate(self):
         rows = self._gathered_rows()
-        if rows is None:
+        if not rows:
             return {}
         unique = {r["image_id"]: r for r in rows}  # an image seen twice counts once
         rows = [unique[k] for k in sorted(unique, key=str)]

@@ -1,10 +1,16 @@
 """Models: importing this module registers every architecture and head."""
 
 from .age_head import AGE_HEAD_REGISTRY, OrdinalAgeHead, RegressionAgeHead, build_age_head
+from .alanet import ALANet
+from .anatomical_roi_heads import AnatomicalROIHeads
+from .anatomical_rpn import AnatomicalRPN
 from .gender import GenderEmbedding
 from .global_regressor import GlobalBoneAgeRegressor
 
 __all__ = [
+    "ALANet",
+    "AnatomicalROIHeads",
+    "AnatomicalRPN",
     "AGE_HEAD_REGISTRY",
     "OrdinalAgeHead",
     "RegressionAgeHead",

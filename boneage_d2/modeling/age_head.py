@@ -85,7 +85,9 @@ class OrdinalAgeHead(nn.Module):
         self.formulation = formulation
         self.loss_weight = loss_weight
         self.mlp, out_dim = mlp(in_dim, hidden_dims, dropout)
-        prior = prior_level_logits(num_ranks, rank_width_months, mean_months, std_months)
+        prior = prior_level_logits(
+            num_ranks, rank_width_months, mean_months, std_months, formulation
+        )
         if formulation == "coral":
             self.fc = nn.Linear(out_dim, 1, bias=False)
             self.level_bias = nn.Parameter(prior.clone())

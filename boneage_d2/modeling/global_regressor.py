@@ -93,7 +93,7 @@ class GlobalBoneAgeRegressor(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
 
     @classmethod
-    def global_feature_dim(cls, cfg, backbone: Backbone) -> int:
+    def age_head_in_dim(cls, cfg, backbone: Backbone) -> int:
         """Width of the fused vector this class feeds its age head (pooled feature + gender)."""
         return backbone.output_shape()[cfg.BONEAGE.GLOBAL.IN_FEATURE].channels + max(
             cfg.BONEAGE.GENDER.EMBED_DIM, 0
@@ -106,7 +106,7 @@ class GlobalBoneAgeRegressor(nn.Module):
         return {
             "backbone": backbone,
             "in_feature": cfg.BONEAGE.GLOBAL.IN_FEATURE,
-            "age_head": build_age_head(cfg, cls.global_feature_dim(cfg, backbone)),
+            "age_head": build_age_head(cfg, cls.age_head_in_dim(cfg, backbone)),
             "gender_embed_dim": cfg.BONEAGE.GENDER.EMBED_DIM,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,

@@ -1,0 +1,141 @@
+"""Command line: write a synthetic phantom dataset in the raw RSNA layout (docs/data.md).
+
+Example::
+
+    python tools/make_phantom.py --output-dir datasets/phantom --num-train 800 --num-val 100 \\
+        --num-test 100 --seed 0 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..data.phantom import DISTRACTOR_KINDS, PhantomConfig, generate_phantom_dataset
+
+__all__ = ["build_parser", "cli", "main"]
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {n}")
+    return n
+
+
+def _positive_int(text: str, minimum: int = 1) -> int:
+    n = _count(text)
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {n}")
+    return n
+
+
+def _long_side(text: str) -> int:
+    return _positive_int(text, 64)
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not x >= 0.0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return x
+
+
+def _probability(text: str) -> float:
+    x = _nonneg_float(text)
+    if x > 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return x
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``make_phantom`` (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(
+        prog="make_phantom",
+        description="Generate synthetic hand radiographs whose bones encode age and sex, written "
+        "in the raw RSNA layout (CSV/xlsx labels, PNGs, BoNet keypoint jsons, masks, "
+        "phantom_truth.json).",
+    )
+    p.add_argument("--output-dir", required=True, help="folder to write the raw layout into")
+    p.add_argument("--num-train", type=_count, required=True, help="training images")
+    p.add_argument("--num-val", type=_count, required=True, help="validation images")
+    p.add_argument("--num-test", type=_count, required=True, help="test images")
+    p.add_argument("--seed", type=int, required=True, help="random seed (output is deterministic)")
+    p.add_argument(
+        "--image-long-side", type=_long_side, default=512, help="image long side in px [512]"
+    )
+    p.add_argument(
+        "--label-noise-months",
+        type=_nonneg_float,
+        default=3.0,
+        help="sd of the label noise around the appearance age, months [3]",
+    )
+    p.add_argument(
+        "--distractor-prob",
+        type=_probability,
+        default=None,
+        help="one probability for every distractor kind "
+        f"({', '.join(DISTRACTOR_KINDS)}); default: per-kind defaults",
+    )
+    p.add_argument("--no-distractors", action="store_true", help="turn every distractor off")
+    p.add_argument(
+        "--age-distribution",
+        choices=("normal", "uniform"),
+        default="normal",
+        help="appearance-age distribution: RSNA-like normal(127, 42) or uniform [normal]",
+    )
+    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes [1]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, generate the dataset, print a one-line summary; return the exit code."""
+    args = build_parser().parse_args(argv)
+    cfg = PhantomConfig(
+        image_long_side=args.image_long_side,
+        label_noise_months=args.label_noise_months,
+        distractors=not args.no_distractors,
+        age_distribution=args.age_distribution,
+    )
+    if args.distractor_prob is not None:
+        cfg.distractor_probs = {k: args.distractor_prob for k in DISTRACTOR_KINDS}
+    try:
+        summary = generate_phantom_dataset(
+            args.output_dir,
+            cfg,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            num_test=args.num_test,
+            seed=args.seed,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+    except (ValueError, OSError) as e:
+        print(f"make_phantom: error: {e}", file=sys.stderr)
+        return 2
+    s = summary["splits"]
+    print(
+        f"phantom: wrote {summary['num_images']} images (train {s['train']}, val {s['val']}, "
+        f"test {s['test']}) to {summary['output_dir']} in {summary['total_seconds']:.1f} s "
+        f"({summary['images_per_second']:.1f} img/s, {summary['workers']} workers), "
+        f"seed {summary['seed']}, long side {summary['image_long_side']} px, "
+        f"male {summary['male_fraction']:.2f}, bone age {summary['boneage_mean']:.1f}"
+        f"+-{summary['boneage_sd']:.1f} months"
+    )
+    return 0
+
+
+def cli() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -4,7 +4,11 @@
 built-in dataset names (``phantom_boneage_*``, ``rsna_boneage_*``) in its catalog.
 """
 
-from . import modeling  # noqa: F401  (registration)
+import warnings
+
+with warnings.catch_warnings():  # Detectron2's import calls the deprecated torch.jit.script
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from . import modeling  # noqa: F401  (registration)
 from .config import add_boneage_config
 from .data.catalog import register_all_boneage
 

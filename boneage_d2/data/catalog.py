@@ -102,7 +102,7 @@ def load_boneage_json(json_file: str | os.PathLike, image_root: str | None = Non
         age = img.get("boneage")
         records.append(
             {
-                "file_name": str(root / img["file_name"]),
+                "file_name": os.path.normpath(root / img["file_name"]),
                 "image_id": img["id"],
                 "height": img["height"],
                 "width": img["width"],

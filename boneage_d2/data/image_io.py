@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -29,8 +31,33 @@ class ImageReadError(OSError):
     """An image that is missing, unreadable or truncated; the message names the file."""
 
 
+def _png_ihdr_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's first 33 bytes when they hold a valid IHDR chunk, else None."""
+    if len(head) < 33 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    if struct.unpack(">I", head[8:12])[0] != 13:
+        return None
+    if zlib.crc32(head[12:29]) != struct.unpack(">I", head[29:33])[0]:
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return (width, height) if width > 0 and height > 0 else None
+
+
 def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding pixels."""
+    """(width, height) from the file header, without decoding pixels.
+
+    PNGs are answered from their IHDR chunk (checked against its CRC); anything else, or a PNG
+    whose IHDR does not check out, goes through PIL, which raises for a bad header.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = _png_ihdr_size(f.read(33))
+        if size is not None:
+            return size
+    except FileNotFoundError as e:
+        raise ImageReadError(f"{path}: image file not found") from e
+    except OSError as e:
+        raise ImageReadError(f"{path}: unreadable image file ({e})") from e
     try:
         with Image.open(path) as im:
             return im.size

@@ -1,0 +1,290 @@
+"""Hand masks derived from the radiograph alone, the way paper A made its training masks.
+
+Paper A (``papers/handseg_residual_attention.txt``, Sec. 3): "The hand masks in the training set
+were segmented using the Canny edge detector on histogram normalized images." The paper gives no
+more detail; :func:`derive_hand_mask` fills it in with the usual steps and a few guards that the
+real RSNA images need (checked on ``../shared/rsna_sample``):
+
+1. work at a fixed size (long side ``work_long_side`` px), so the parameters below are in those
+   pixels whatever the scan resolution;
+2. histogram normalisation: CLAHE (contrast-limited adaptive histogram equalisation);
+3. Gaussian smoothing and Canny edges, the thresholds taken from the gradient-magnitude
+   distribution (a percentile), so dark, bright and low-contrast scans get comparable edge maps;
+4. long straight lines (collimator and cassette borders, ruler edges) found with a Hough
+   transform are removed from the edges and used only as barriers;
+5. morphological closing joins the skin outline and the bone edges into closed contours;
+6. the regions enclosed by those contours are filled ("fill the contours"): small enclosed
+   regions always, regions that reach the image border or a removed border line, or large ones,
+   only when they are at least as bright as the hand's edges (a forearm leaving the picture is
+   filled, the collimated background beside the hand is not);
+7. an opening removes thin left-overs, and the largest connected components are kept: every
+   component above ``min_area_fraction`` of the image and ``min_relative_area`` of the largest
+   (so a second hand survives, while X-ray tags and letters, much smaller, mostly do not).
+   The opening (11 px) also cuts most thin strips left along collimator edges.
+
+The mask is computed at the working size and resized back to the input size (smoothed,
+linearly interpolated, thresholded). It is a heuristic: ``derive_hand_mask`` says what it gets
+wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..utils.io import atomic_open
+from .image_io import ImageReadError, check_image_complete, read_radiograph, window_to_uint8
+
+__all__ = [
+    "HandMaskParams",
+    "MASK_THRESHOLD",
+    "derive_hand_mask",
+    "derive_masks",
+    "mask_path_for",
+    "read_mask",
+    "write_mask",
+]
+
+# A stored mask is 8-bit; hand where the value is > MASK_THRESHOLD (docs/data.md).
+MASK_THRESHOLD = 127
+MASK_SUFFIX = "_mask.png"
+
+
+@dataclass(frozen=True)
+class HandMaskParams:
+    """Parameters of :func:`derive_hand_mask`; sizes are in pixels of the working image.
+
+    Defaults were tuned on the 12 real RSNA radiographs in ``../shared/rsna_sample``.
+    """
+
+    work_long_side: int = 512  # the image is resized so that its long side has this length
+    clahe_clip: float = 2.0  # CLAHE clip limit (histogram normalisation)
+    clahe_tiles: int = 8  # CLAHE tile grid (tiles per side)
+    blur_sigma: float = 2.0  # Gaussian smoothing before Canny
+    canny_percentile: float = 85.0  # Canny high threshold = this percentile of |gradient|
+    canny_low_ratio: float = 0.4  # Canny low threshold = ratio * high threshold
+    line_min_length: float = 0.4  # border lines: at least this fraction of the long side ...
+    line_max_tilt_deg: float = 15.0  # ... within this angle of horizontal / vertical ...
+    line_max_gap: int = 6  # ... allowing gaps up to this length (Hough ``maxLineGap``)
+    close_px: int = 9  # closing kernel (ellipse diameter) joining edges into contours
+    open_px: int = 11  # opening kernel removing thin left-overs (strips along borders)
+    small_hole_fraction: float = 0.08  # enclosed regions up to this image fraction are filled
+    large_hole_fraction: float = 0.4  # bright regions (>= hand edge brightness) up to this ...
+    min_edge_share: float = 0.6  # ... whose outline is at least this share of hand edges
+    min_area_fraction: float = 0.01  # keep components of at least this image fraction ...
+    min_relative_area: float = 0.2  # ... and this fraction of the largest component
+
+
+def _ellipse(diameter: int) -> np.ndarray:
+    d = max(1, int(diameter))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+
+
+def _border_lines(edges: np.ndarray, p: HandMaskParams) -> np.ndarray:
+    """uint8 mask (255) of long, nearly axis-aligned straight lines in an edge map."""
+    h, w = edges.shape
+    lines = np.zeros_like(edges)
+    found = cv2.HoughLinesP(
+        cv2.dilate(edges, np.ones((3, 3), np.uint8)),
+        rho=2,
+        theta=np.pi / 360,
+        threshold=150,
+        minLineLength=int(p.line_min_length * max(h, w)),
+        maxLineGap=p.line_max_gap,
+    )
+    if found is None:
+        return lines
+    for x1, y1, x2, y2 in np.asarray(found).reshape(-1, 4).tolist():
+        angle = np.degrees(np.arctan2(abs(y2 - y1), abs(x2 - x1)))
+        if min(angle, 90.0 - angle) <= p.line_max_tilt_deg:
+            cv2.line(lines, (x1, y1), (x2, y2), 255, 3)
+    return cv2.dilate(lines, _ellipse(5))
+
+
+def _fill_enclosed(
+    closed: np.ndarray, barriers: np.ndarray, smooth: np.ndarray, p: HandMaskParams
+) -> np.ndarray:
+    """Fill the regions enclosed by ``closed`` edges (step 6 of the module docstring)."""
+    h, w = closed.shape
+    border = np.zeros_like(closed)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = 255
+    free = ((closed | barriers | border) == 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(free, connectivity=4)
+    if n <= 1:
+        return closed.copy()
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    # Each barrier pixel is credited to the (highest-numbered) free region next to it, to measure
+    # how much of a region's outline is hand edges, image border, or removed border lines.
+    neighbour = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
+    on_edges = closed > 0
+    on_lines = (barriers > 0) & ~on_edges
+    on_border = (border > 0) & ~on_edges & ~on_lines
+    edge_len = np.bincount(neighbour[on_edges], minlength=n).astype(np.float64)
+    line_len = np.bincount(neighbour[on_lines], minlength=n).astype(np.float64)
+    border_len = np.bincount(neighbour[on_border], minlength=n).astype(np.float64)
+    # Removed border lines count for neither side: a finger cut by a false "line" stays fillable.
+    edge_share = edge_len / np.maximum(edge_len + border_len, 1.0)
+    mean = np.bincount(labels.ravel(), weights=smooth.ravel(), minlength=n) / np.maximum(area, 1)
+    hand_level = float(smooth[on_edges].mean()) if on_edges.any() else 255.0
+    small = (area <= p.small_hole_fraction * h * w) & (line_len + border_len == 0)
+    bright = (
+        (area <= p.large_hole_fraction * h * w)
+        & (mean >= hand_level)
+        & (edge_share >= p.min_edge_share)
+    )
+    fill = small | bright
+    fill[0] = False
+    filled = np.where(fill[labels], np.uint8(255), closed).astype(np.uint8)
+    # Give back line pixels lying inside the filled hand (a false line across a finger).
+    bridged = cv2.morphologyEx(filled, cv2.MORPH_CLOSE, _ellipse(p.close_px + 4))
+    filled[(barriers > 0) & (bridged > 0)] = 255
+    return filled
+
+
+def _keep_large_components(mask: np.ndarray, p: HandMaskParams) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return np.zeros_like(mask)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    area[0] = 0
+    keep = (area >= p.min_area_fraction * mask.size) & (area >= p.min_relative_area * area.max())
+    keep[0] = False
+    return np.where(keep[labels], np.uint8(255), np.uint8(0))
+
+
+def derive_hand_mask(gray: np.ndarray, params: HandMaskParams | None = None) -> np.ndarray:
+    """Derive a boolean hand mask (HxW, same size as ``gray``) from a radiograph.
+
+    ``gray``: HxW uint8 (or 16-bit/float, windowed to uint8 first; HxWx3 is converted to gray).
+    Returns ``np.ndarray[bool]``, True on the hand(s). Implements paper A's "Canny edge detector
+    on histogram normalized images" with closing and filled largest contours (module docstring).
+
+    Known weaknesses, seen on the 12 real samples in ``../shared/rsna_sample`` (all 12 hands
+    found, tags and borders excluded in 11): a strip along a collimator edge that the forearm
+    touches can stay attached to the hand (1761); a thumb crossing the collimator edge can lose
+    its tip (1671); the forearm far from the wrist is sometimes covered only in part (1377,
+    1829). A tag lying against the hand would merge with it. Good enough to mask tags and borders
+    away from the hand and to give a hand box; not a substitute for a trained segmentation.
+    """
+    p = params or HandMaskParams()
+    img = np.asarray(gray)
+    if img.ndim == 3:
+        img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
+    if img.dtype != np.uint8:
+        img = window_to_uint8(img)
+    if img.ndim != 2 or img.size == 0:
+        raise ValueError(f"derive_hand_mask expects a non-empty HxW image, got {img.shape}")
+    height, width = img.shape
+    scale = p.work_long_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+    tiles = max(1, p.clahe_tiles)
+    equalised = cv2.createCLAHE(clipLimit=p.clahe_clip, tileGridSize=(tiles, tiles)).apply(small)
+    smooth = cv2.GaussianBlur(equalised, (0, 0), p.blur_sigma)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+    high = max(float(np.percentile(np.abs(gx) + np.abs(gy), p.canny_percentile)), 1.0)
+    edges = cv2.Canny(smooth, p.canny_low_ratio * high, high)
+
+    lines = _border_lines(edges, p)
+    edges[lines > 0] = 0
+    closed = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, _ellipse(p.close_px))
+    filled = _fill_enclosed(closed, lines, smooth.astype(np.float64), p)
+    opened = cv2.morphologyEx(filled, cv2.MORPH_OPEN, _ellipse(p.open_px))
+    kept = _keep_large_components(opened, p)
+
+    if kept.shape != (height, width):
+        soft = cv2.GaussianBlur(kept, (0, 0), 1.0)
+        kept = cv2.resize(soft, (width, height), interpolation=cv2.INTER_LINEAR)
+    return kept > MASK_THRESHOLD
+
+
+def mask_path_for(mask_dir: str | os.PathLike, image_id: str) -> Path:
+    """``<mask_dir>/<id>_mask.png`` (the layout of docs/data.md)."""
+    return Path(mask_dir) / f"{image_id}{MASK_SUFFIX}"
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a stored hand mask as ``np.ndarray[bool]`` (HxW): hand where the 8-bit value > 127.
+
+    Colour files are converted to gray (an alpha channel is ignored); 16-bit files are scaled to
+    8 bits first. Raises ``ImageReadError`` naming the file when it is missing, unreadable or
+    truncated.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageReadError(f"{path}: mask file not found")
+    check_image_complete(path)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageReadError(f"{path}: unreadable or truncated mask")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
+    if img.dtype == np.uint16:
+        img = (img // 257).astype(np.uint8)
+    return img > MASK_THRESHOLD
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Write a boolean mask as an 8-bit PNG (255 = hand), atomically."""
+    ok, buf = cv2.imencode(".png", np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8))
+    if not ok:
+        raise OSError(f"{path}: could not encode the mask as PNG")
+    with atomic_open(path, "wb") as f:
+        f.write(buf.tobytes())
+
+
+def _derive_one(job: tuple[str, str, HandMaskParams]) -> tuple[str, str | None]:
+    image_path, out_path, params = job
+    try:
+        mask = derive_hand_mask(read_radiograph(image_path), params)
+        write_mask(out_path, mask)
+    except (ImageReadError, OSError, ValueError) as e:
+        return image_path, str(e)
+    return image_path, None
+
+
+def derive_masks(
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    workers: int = 1,
+    progress: bool = True,
+    params: HandMaskParams | None = None,
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Derive and write ``<out_dir>/<id>_mask.png`` for every radiograph in ``paths``.
+
+    ``<id>`` is the image file's stem. Runs on ``workers`` processes (``multiprocessing.Pool``)
+    with a tqdm progress bar (stderr) unless ``progress`` is False. Returns ``(written, failed)``:
+    the mask paths written, and ``(image path, reason)`` for images that could not be read
+    (missing, unreadable, truncated); a bad image never stops the others.
+    """
+    from tqdm import tqdm
+
+    p = params or HandMaskParams()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(os.fspath(x), os.fspath(mask_path_for(out, Path(x).stem)), p) for x in paths]
+    results: Sequence[tuple[str, str | None]]
+    bar = tqdm(total=len(jobs), desc="hand masks", unit="img", disable=not progress)
+    if workers > 1 and len(jobs) > 1:
+        with Pool(processes=workers) as pool:
+            results = []
+            for r in pool.imap(_derive_one, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
+                results.append(r)
+                bar.update(1)
+    else:
+        results = []
+        for job in jobs:
+            results.append(_derive_one(job))
+            bar.update(1)
+    bar.close()
+    written = [Path(j[1]) for j, (_, err) in zip(jobs, results) if err is None]
+    failed = [(Path(src), err) for src, err in results if err is not None]
+    return written, failed

@@ -1,0 +1,191 @@
+"""Command line: convert RSNA (or phantom) raw splits into the COCO json of docs/data.md.
+
+One split::
+
+    python tools/convert_rsna.py --labels "Validation Dataset.csv" \\
+        --images boneage-validation-dataset --keypoints RSNA_Anatomical_ROIs_Validation.json \\
+        --output datasets/rsna/val.json [--masks DIR | --derive-masks] [--roi-size 64] \\
+        [--strict] [--workers N]
+
+Every split found in a raw layout (train, val, test; see docs/data.md)::
+
+    python tools/convert_rsna.py --rsna-root /data/rsna --output-dir datasets/rsna
+
+writes ``<output-dir>/{train,val,test}.json`` and, beside each, ``<split>.skipped.csv`` listing
+every skipped row with file, row, field and reason. The test split uses ``Bone age ground
+truth.xlsx`` (or its CSV re-save) when present, else ``boneage-test-dataset.csv`` (ages null).
+Masks come from ``<root>/masks`` when that folder exists, unless ``--derive-masks`` is given.
+
+Exit status: 0 on success, 1 with a one-line ``error: ...`` on a strict-mode failure or a
+missing input (no traceback), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["build_parser", "cli", "main"]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not x > 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return x
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 worker, got {n}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``convert_rsna`` (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(
+        prog="convert_rsna",
+        description="Convert RSNA bone-age labels, PNGs, hand keypoints and masks to COCO json.",
+    )
+    one = p.add_argument_group("one split")
+    one.add_argument("--labels", help="label file (.csv or .xlsx) of the split")
+    one.add_argument("--images", help="folder of <id>.png radiographs")
+    one.add_argument("--keypoints", help="hand keypoint json (BoNet 17-point or WholeBody 21)")
+    one.add_argument("--output", help="output json (the report goes to <stem>.skipped.csv)")
+    one.add_argument("--split", help="split name stored in the json (default: output stem)")
+    root = p.add_argument_group("every split of a raw layout")
+    root.add_argument("--rsna-root", help="folder in the raw layout of docs/data.md")
+    root.add_argument("--output-dir", help="where <split>.json files are written")
+    masks = p.add_mutually_exclusive_group()
+    masks.add_argument("--masks", help="folder of <id>_mask.png hand masks (hand where > 127)")
+    masks.add_argument(
+        "--derive-masks",
+        action="store_true",
+        help="derive hand masks from the pixels (histogram normalisation + Canny, paper A)",
+    )
+    p.add_argument(
+        "--roi-size",
+        type=_positive_float,
+        default=64.0,
+        help="ROI box side in pixels at the reference long side (default 64)",
+    )
+    p.add_argument(
+        "--roi-reference",
+        type=_positive_float,
+        default=512,
+        help="reference long side for --roi-size (default 512)",
+    )
+    p.add_argument("--strict", action="store_true", help="fail on the first bad row")
+    p.add_argument("--workers", type=_workers, default=1, help="processes for per-image work")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
+    """The conversions to run, as keyword arguments of ``convert_split``; checks inputs exist."""
+    from ..data.rsna import find_raw_splits
+
+    single = [args.labels, args.images, args.output, args.keypoints, args.split]
+    if args.rsna_root:
+        if any(x is not None for x in single):
+            parser.error("--rsna-root cannot be combined with --labels/--images/--output/...")
+        if not args.output_dir:
+            parser.error("--rsna-root needs --output-dir")
+        root = Path(args.rsna_root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: RSNA root folder not found")
+        splits = find_raw_splits(root)
+        if not splits:
+            raise FileNotFoundError(
+                f"{root}: no split found (expected e.g. boneage-training-dataset.csv, "
+                "'Validation Dataset.csv', boneage-test-dataset.csv)"
+            )
+        mask_dir = args.masks
+        if mask_dir is None and not args.derive_masks and (root / "masks").is_dir():
+            mask_dir = os.fspath(root / "masks")
+        jobs = []
+        for s in splits:
+            if not s.images.is_dir():
+                raise FileNotFoundError(f"{s.images}: image folder of split '{s.name}' not found")
+            jobs.append(
+                {
+                    "labels": s.labels,
+                    "image_dir": s.images,
+                    "output_json": Path(args.output_dir) / f"{s.name}.json",
+                    "keypoints": s.keypoints,
+                    "mask_dir": mask_dir,
+                    "split_name": s.name,
+                    "require_age": s.require_age,
+                }
+            )
+        return jobs
+    if args.output_dir:
+        parser.error("--output-dir goes with --rsna-root; use --output for one split")
+    missing = [n for n, v in (("--labels", args.labels), ("--images", args.images)) if not v]
+    if not args.output:
+        missing.append("--output")
+    if missing:
+        parser.error(f"missing {', '.join(missing)} (or use --rsna-root)")
+    for path, what in ((args.labels, "label file"), (args.keypoints, "keypoint file")):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: {what} not found")
+    for path, what in ((args.images, "image folder"), (args.masks, "mask folder")):
+        if path is not None and not Path(path).is_dir():
+            raise FileNotFoundError(f"{path}: {what} not found")
+    return [
+        {
+            "labels": args.labels,
+            "image_dir": args.images,
+            "output_json": args.output,
+            "keypoints": args.keypoints,
+            "mask_dir": args.masks,
+            "split_name": args.split,
+        }
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the converter; returns the exit status (0 ok, 1 bad input, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..data.image_io import ImageReadError
+    from ..data.rsna import RSNAFormatError, convert_split
+
+    try:
+        jobs = _jobs(args, parser)
+        for job in jobs:
+            if len(jobs) > 1:
+                print(f"{job['split_name']}: labels from '{Path(job['labels']).name}'", flush=True)
+            report = convert_split(
+                **job,
+                derive_masks=args.derive_masks,
+                roi_size_px=args.roi_size,
+                roi_reference_long_side=args.roi_reference,
+                strict=args.strict,
+                workers=args.workers,
+                progress=not args.quiet,
+            )
+            print(report.summary())
+            print(f"  wrote {report.output_json}; report: {report.report_path}", flush=True)
+    except (RSNAFormatError, FileNotFoundError, NotADirectoryError, ImageReadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cli() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

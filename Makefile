@@ -1,5 +1,6 @@
 # boneage-d2: environment bootstrap, tests and the demo job.
 #   make test   bootstrap + ruff + pytest (what CI runs)
+#   make demo   bootstrap + the main job on generated phantom data (outputs/demo/report.md)
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ D2_DEPS    := "pycocotools>=2.0.2" matplotlib termcolor yacs tabulate cloudpickl
 STAMP  := $(VENV)/.bootstrap-$(shell echo "$(TORCH_PINS) $(D2_WHEEL) $$(cat setup.py)" | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap test lint clean-venv
+.PHONY: bootstrap test lint demo clean-venv
 bootstrap: $(STAMP)
 
 $(STAMP): setup.py Makefile
@@ -32,6 +33,9 @@ lint: bootstrap
 
 test: bootstrap lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+demo: bootstrap
+	$(PY) tools/demo.py --output-dir outputs/demo
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,106 @@
+"""Plots and a markdown report from bone-age predictions CSVs (``BoneAgeEvaluator`` output)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .evaluation.metrics import band_name  # noqa: E402
+
+__all__ = ["read_predictions", "plot_pred_vs_true", "plot_mae_by_band_and_sex", "results_table"]
+
+
+def read_predictions(csv_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Labelled rows of a ``boneage_predictions.csv`` as arrays ``true``, ``pred``, ``male``."""
+    true, pred, male = [], [], []
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["boneage_true"] == "":
+                continue
+            true.append(float(row["boneage_true"]))
+            pred.append(float(row["boneage_pred"]))
+            male.append(row["male"] == "True")
+    return {"true": np.array(true), "pred": np.array(pred), "male": np.array(male, dtype=bool)}
+
+
+def plot_pred_vs_true(
+    predictions: Mapping[str, dict[str, np.ndarray]], out_path: str | os.PathLike
+) -> Path:
+    """One scatter panel per model: predicted vs true age (months), identity line, MAE in title."""
+    n = len(predictions)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False)
+    for ax, (name, p) in zip(axes[0], predictions.items()):
+        mae = float(np.abs(p["pred"] - p["true"]).mean()) if len(p["true"]) else float("nan")
+        ax.scatter(p["true"][p["male"]], p["pred"][p["male"]], s=9, alpha=0.6, label="male")
+        ax.scatter(p["true"][~p["male"]], p["pred"][~p["male"]], s=9, alpha=0.6, label="female")
+        ax.plot([0, 240], [0, 240], "k--", lw=1)
+        ax.set(
+            xlim=(0, 240),
+            ylim=(0, 240),
+            xlabel="true bone age (months)",
+            ylabel="predicted (months)",
+            title=f"{name}\nMAE {mae:.1f} months",
+        )
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return Path(out_path)
+
+
+def plot_mae_by_band_and_sex(
+    predictions: Mapping[str, dict[str, np.ndarray]],
+    out_path: str | os.PathLike,
+    age_bands: tuple[float, ...] = (0, 24, 60, 120, 180, 240),
+) -> Path:
+    """Grouped bars: MAE per age band (true age) for each model, boys and girls side by side."""
+    bands = list(zip(age_bands[:-1], age_bands[1:]))
+    names = list(predictions)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    width = 0.8 / max(len(names), 1)
+    for ax, (sex_name, want_male) in zip(axes, (("boys", True), ("girls", False))):
+        for j, name in enumerate(names):
+            p = predictions[name]
+            err = np.abs(p["pred"] - p["true"])
+            values = []
+            for lo, hi in bands:
+                sel = (p["true"] >= lo) & (p["true"] < hi) & (p["male"] == want_male)
+                values.append(err[sel].mean() if sel.any() else np.nan)
+            ax.bar(np.arange(len(bands)) + j * width, values, width, label=name)
+        ax.set_xticks(np.arange(len(bands)) + 0.4 - width / 2)
+        ax.set_xticklabels([band_name(lo, hi).removeprefix("MAE_") for lo, hi in bands])
+        ax.set(title=f"MAE by age band, {sex_name}", ylabel="MAE (months)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return Path(out_path)
+
+
+def _fmt(v, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def results_table(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """Markdown table from flattened evaluation results (``boneage/MAE``, ``bbox/AP``, ...)."""
+    head = "| model | MAE (months) | 95% CI | RMSE | within 12 mo (%) | ROI AP | hand AP (segm) |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for name, m in rows.items():
+        ci = ""
+        if "boneage/MAE_CI95_lo" in m:
+            ci = f"{m['boneage/MAE_CI95_lo']:.2f}-{m['boneage/MAE_CI95_hi']:.2f}"
+        roi_ap = m.get("roi/AP") if "roi/AP" in m else None
+        lines.append(
+            f"| {name} | {_fmt(m.get('boneage/MAE'))} | {ci} | {_fmt(m.get('boneage/RMSE'))} "
+            f"| {_fmt(m.get('boneage/within_12mo'), 1)} | {_fmt(roi_ap, 1)} "
+            f"| {_fmt(m.get('segm/AP'), 1)} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The main job: phantom data -> convert -> train -> evaluate -> report (see boneage_d2/tools/demo.py)."""
+"""The main job: phantom -> convert -> train -> evaluate -> report (boneage_d2/tools/demo.py)."""
 
 from boneage_d2.tools.demo import cli
 

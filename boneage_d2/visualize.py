@@ -49,16 +49,24 @@ def draw_ground_truth(record: dict, metadata=None, scale: float = 1.0) -> np.nda
         if not kps:
             continue
         kps = np.asarray(kps, dtype=float).reshape(-1, 3)
-        names = names or list(getattr(meta, "keypoint_names", None) or default_landmark_names(len(kps)))
+        names = names or list(
+            getattr(meta, "keypoint_names", None) or default_landmark_names(len(kps))
+        )
         for (x, y, v), name in zip(kps, names):
             if v > 0:
                 vis.draw_circle((x, y), color=KEYPOINT_COLOR, radius=max(2, font // 3))
-                vis.draw_text(name, (x + font // 2, y), color=KEYPOINT_COLOR,
-                              horizontal_alignment="left", font_size=font * 0.7)
+                vis.draw_text(
+                    name,
+                    (x + font // 2, y),
+                    color=KEYPOINT_COLOR,
+                    horizontal_alignment="left",
+                    font_size=font * 0.7,
+                )
     for roi in record.get("roi_annotations", []):
         x, y, w, h = roi["bbox"]
         vis.draw_box((x, y, x + w, y + h), edge_color=ROI_COLOR, alpha=0.8)
     caption = age_caption(record.get("boneage"), bool(record.get("male")))
-    vis.draw_text(caption, (8, 8), color=(1.0, 1.0, 1.0), horizontal_alignment="left",
-                  font_size=font * 1.3)
+    vis.draw_text(
+        caption, (8, 8), color=(1.0, 1.0, 1.0), horizontal_alignment="left", font_size=font * 1.3
+    )
     return vis.get_output().get_image()

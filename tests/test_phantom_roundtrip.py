@@ -15,11 +15,29 @@ from boneage_d2.tools import convert_rsna, make_phantom, visualize_data
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     root = tmp_path_factory.mktemp("phantom")
-    argv = ["--output-dir", str(root / "raw"), "--num-train", "6", "--num-val", "3",
-            "--num-test", "2", "--seed", "7", "--image-long-side", "256", "--workers", "1"]
+    argv = [
+        "--output-dir",
+        str(root / "raw"),
+        "--num-train",
+        "6",
+        "--num-val",
+        "3",
+        "--num-test",
+        "2",
+        "--seed",
+        "7",
+        "--image-long-side",
+        "256",
+        "--workers",
+        "1",
+    ]
     assert make_phantom.main(argv) == 0
-    assert convert_rsna.main(["--rsna-root", str(root / "raw"), "--output-dir",
-                              str(root / "coco"), "--workers", "1"]) == 0
+    assert (
+        convert_rsna.main(
+            ["--rsna-root", str(root / "raw"), "--output-dir", str(root / "coco"), "--workers", "1"]
+        )
+        == 0
+    )
     return root
 
 
@@ -38,8 +56,10 @@ def test_converted_keypoints_labels_and_boxes_match_the_generator(phantom):
             assert kps[:, :2] == pytest.approx(np.asarray(primary["keypoints"]), abs=1e-3)
             assert annotated[0]["bbox"] == pytest.approx(primary["bbox"], abs=1.0)
             assert [a["landmark"] for a in r["roi_annotations"]] == list(range(17))
-            centres = [(b["bbox"][0] + b["bbox"][2] / 2, b["bbox"][1] + b["bbox"][3] / 2)
-                       for b in r["roi_annotations"]]
+            centres = [
+                (b["bbox"][0] + b["bbox"][2] / 2, b["bbox"][1] + b["bbox"][3] / 2)
+                for b in r["roi_annotations"]
+            ]
             inside = [b["bbox"][2] == pytest.approx(r["roi_size"]) for b in r["roi_annotations"]]
             for (cx, cy), (kx, ky), full in zip(centres, primary["keypoints"], inside):
                 if full:  # unclipped boxes are centred on their keypoint

@@ -38,6 +38,22 @@ def masked_global_avg_pool(
     return (feature * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3))
 
 
+def batch_images(images: list[Tensor], backbone: Backbone, pad_square_size: int = 0) -> ImageList:
+    """Batch normalised [C, H, W] images with zero padding.
+
+    With ``pad_square_size`` every image is padded to that fixed square (or to the largest image
+    if it is larger: never cropped), so an image is padded the same way whatever its batch:
+    GroupNorm statistics and pooling would otherwise depend on the other images.
+    """
+    constraints = dict(backbone.padding_constraints)
+    if pad_square_size:
+        largest = max(max(im.shape[-2:]) for im in images)
+        constraints["square_size"] = max(pad_square_size, largest)
+    return ImageList.from_tensors(
+        images, backbone.size_divisibility, padding_constraints=constraints
+    )
+
+
 def check_backbone_feature(backbone: Backbone, name: str, key: str) -> None:
     """Raise a clear error when config ``key`` names a feature the backbone does not output."""
     if name not in backbone.output_shape():
@@ -123,13 +139,7 @@ class GlobalBoneAgeRegressor(nn.Module):
         images = [
             (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
         ]
-        constraints = dict(self.backbone.padding_constraints)
-        if self.pad_square_size:
-            largest = max(max(im.shape[-2:]) for im in images)
-            constraints["square_size"] = max(self.pad_square_size, largest)
-        return ImageList.from_tensors(
-            images, self.backbone.size_divisibility, padding_constraints=constraints
-        )
+        return batch_images(images, self.backbone, self.pad_square_size)
 
     def global_feature(self, images: ImageList, features: dict[str, Tensor]) -> Tensor:
         """Pooled ``in_feature`` over each image's valid region: [N, C]."""

@@ -63,6 +63,15 @@ def test_train_learns_then_eval_only_and_resume(tiny_dataset, tmp_path):
     csv_path = out / "inference" / tiny_dataset / PREDICTIONS_CSV
     assert len(list(csv.DictReader(open(csv_path)))) == 24
     assert (out / "model_final.pth").is_file() and (out / "model_0000059.pth").is_file()
+    # Provenance: in OUTPUT_DIR and inside every checkpoint.
+    import json
+
+    import torch
+
+    prov = json.loads((out / "provenance.json").read_text())
+    assert set(prov) == {"boneage_d2_version", "git_revision", "config_sha1", "datasets_sha1"}
+    assert len(prov["datasets_sha1"][tiny_dataset]) == 40
+    assert torch.load(out / "model_final.pth", weights_only=False)["provenance"] == prov
 
     # --eval-only on the final checkpoint reproduces the metrics.
     again = train_net.main(

@@ -14,12 +14,16 @@ from detectron2.data import (
     build_detection_train_loader,
 )
 from detectron2.engine import DefaultTrainer
+from detectron2.engine import hooks as d2_hooks
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
+from detectron2.utils import comm
 
 from ..data.catalog import prepare_task_view
 from ..data.mapper import BoneAgeDatasetMapper
 from ..evaluation import BoneAgeEvaluator
+from ..utils.provenance import Provenance, collect_provenance
+from .hooks import ReduceLROnPlateau
 
 __all__ = ["BoneAgeTrainer", "training_mean_months", "build_boneage_optimizer"]
 
@@ -62,10 +66,35 @@ def build_boneage_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimize
 class BoneAgeTrainer(DefaultTrainer):
     """``DefaultTrainer`` with the bone-age mapper, Adam/AdamW, and bone-age + COCO evaluation."""
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # Every checkpoint carries the package version, git revision, config and data hashes.
+        self.provenance = Provenance(collect_provenance(cfg))
+        self.checkpointer.add_checkpointable("provenance", self.provenance)
+        if comm.is_main_process():
+            self.provenance.write(os.path.join(cfg.OUTPUT_DIR, "provenance.json"))
+
     def train(self):
         """Run training; return the last evaluation's results (``None`` if none ran)."""
         super().train()
         return getattr(self, "_last_eval_results", None)
+
+    def build_hooks(self):
+        """Detectron2's hooks, plus ``ReduceLROnPlateau`` right after ``EvalHook`` when
+        ``BONEAGE.SOLVER.PLATEAU.ENABLED``. The ``PeriodicCheckpointer`` then moves after it, so
+        a checkpoint written at an evaluation iteration holds that evaluation's LR decision
+        (Detectron2 checkpoints before evaluating; a resume would lose the reduction)."""
+        ret = super().build_hooks()
+        if not self.cfg.BONEAGE.SOLVER.PLATEAU.ENABLED:
+            return ret
+        plateau = ReduceLROnPlateau.from_config(self.cfg)
+        ret.insert(
+            next(i for i, h in enumerate(ret) if isinstance(h, d2_hooks.EvalHook)) + 1, plateau
+        )
+        for h in [h for h in ret if isinstance(h, d2_hooks.PeriodicCheckpointer)]:
+            ret.remove(h)
+            ret.insert(ret.index(plateau) + 1, h)
+        return ret
 
     @classmethod
     def build_optimizer(cls, cfg, model):

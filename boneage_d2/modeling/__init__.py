@@ -6,6 +6,8 @@ from .anatomical_roi_heads import AnatomicalROIHeads
 from .anatomical_rpn import AnatomicalRPN
 from .gender import GenderEmbedding
 from .global_regressor import GlobalBoneAgeRegressor
+from .handseg_rcnn import HandSegBoneAgeRCNN
+from .residual_attention import ResidualAttentionNetwork
 
 __all__ = [
     "ALANet",
@@ -17,4 +19,6 @@ __all__ = [
     "build_age_head",
     "GenderEmbedding",
     "GlobalBoneAgeRegressor",
+    "HandSegBoneAgeRCNN",
+    "ResidualAttentionNetwork",
 ]

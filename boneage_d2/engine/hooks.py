@@ -1,0 +1,187 @@
+"""Training hooks: reduce the learning rate when a validation metric plateaus (paper A)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from detectron2.engine import HookBase
+from detectron2.utils import comm
+
+__all__ = ["ReduceLROnPlateau"]
+
+logger = logging.getLogger(__name__)
+
+MODES = ("min", "max")
+
+
+class ReduceLROnPlateau(HookBase):
+    """Multiply the learning rate by ``factor`` after ``patience`` evaluations without improvement.
+
+    Paper A: "the learning rate was divided by 10 automatically when validation loss plateaued
+    for 5 epochs" (``factor=0.1, patience=5``, one evaluation per epoch via ``eval_period``).
+
+    The watched value is an evaluation result that ``EvalHook`` put in the event storage (flat
+    key, e.g. ``"boneage/MAE"``, ``"segm/AP"``), read at the iterations where ``EvalHook``
+    evaluates (``(iter + 1) % eval_period == 0``, not the last iteration); the hook must come
+    after ``EvalHook`` in the hook list. Only the main process has evaluation results, so the
+    value is broadcast and every process takes the same decision (DDP keeps one LR).
+
+    Detectron2's ``LRScheduler`` hook steps an ``LRMultiplier`` that rewrites every param
+    group's ``lr`` from its ``base_lrs`` each iteration (PITFALLS 12), so a reduction scales the
+    scheduler's ``base_lrs`` (checkpointed with the scheduler's state) and the current
+    ``lr`` of each param group (effective at once). ``best``, the count of bad evaluations and
+    the number of reductions are in ``state_dict``, so a resumed run continues the plateau.
+    """
+
+    def __init__(
+        self,
+        eval_period: int,
+        metric: str = "boneage/MAE",
+        *,
+        mode: str = "min",
+        patience: int = 5,
+        factor: float = 0.1,
+        threshold: float = 0.0,
+        min_lr: float = 0.0,
+        scheduler=None,
+        optimizer=None,
+    ):
+        """
+        Args:
+            eval_period: iterations between evaluations (``TEST.EVAL_PERIOD``), > 0.
+            metric: flat key of the evaluation result to watch.
+            mode: "min" (losses, MAE) or "max" (AP).
+            patience: evaluations without improvement that trigger a reduction (>= 1).
+            factor: LR multiplier per reduction, in (0, 1).
+            threshold: an evaluation improves only if better than ``best`` by more than this.
+            min_lr: base LRs are not reduced below it.
+            scheduler, optimizer: default to the trainer's.
+        """
+        if eval_period <= 0:
+            raise ValueError(
+                "BONEAGE.SOLVER.PLATEAU needs periodic evaluation: set TEST.EVAL_PERIOD > 0 "
+                f"(got {eval_period})"
+            )
+        if mode not in MODES:
+            raise ValueError(f"BONEAGE.SOLVER.PLATEAU.MODE={mode!r}; expected one of {MODES}")
+        if patience < 1:
+            raise ValueError(f"BONEAGE.SOLVER.PLATEAU.PATIENCE must be >= 1, got {patience}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"BONEAGE.SOLVER.PLATEAU.FACTOR must be in (0, 1), got {factor}")
+        self.eval_period = eval_period
+        self.metric = metric
+        self.mode = mode
+        self.patience = patience
+        self.factor = factor
+        self.threshold = threshold
+        self.min_lr = min_lr
+        self._scheduler = scheduler
+        self._optimizer = optimizer
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad = 0
+        self.num_reductions = 0
+        self.last_eval_iter = -1
+
+    @classmethod
+    def from_config(cls, cfg) -> ReduceLROnPlateau:
+        """The hook of ``cfg.BONEAGE.SOLVER.PLATEAU`` with ``TEST.EVAL_PERIOD``."""
+        c = cfg.BONEAGE.SOLVER.PLATEAU
+        return cls(
+            cfg.TEST.EVAL_PERIOD,
+            c.METRIC,
+            mode=c.MODE,
+            patience=c.PATIENCE,
+            factor=c.FACTOR,
+            threshold=c.THRESHOLD,
+            min_lr=c.MIN_LR,
+        )
+
+    @property
+    def scheduler(self):
+        return self._scheduler if self._scheduler is not None else self.trainer.scheduler
+
+    @property
+    def optimizer(self):
+        return self._optimizer if self._optimizer is not None else self.trainer.optimizer
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.threshold
+        return value > self.best + self.threshold
+
+    def step(self, value: float) -> bool:
+        """Record one evaluation's ``value``; reduce the LR when the plateau is long enough.
+        Returns whether the LR was reduced."""
+        if self._improved(value):
+            self.best = value
+            self.num_bad = 0
+            return False
+        self.num_bad += 1
+        if self.num_bad < self.patience:
+            return False
+        self.num_bad = 0
+        self.reduce_lr()
+        return True
+
+    def reduce_lr(self) -> None:
+        """Scale the scheduler's ``base_lrs`` (and the current ``lr``s) by ``factor``."""
+        scheduler = self.scheduler
+        if not hasattr(scheduler, "base_lrs"):
+            raise TypeError(
+                f"ReduceLROnPlateau needs a torch LR scheduler with base_lrs, got {type(scheduler)}"
+            )
+        old = list(scheduler.base_lrs)
+        new = [max(lr * self.factor, min(self.min_lr, lr)) for lr in old]
+        scheduler.base_lrs = new
+        for group, lr_old, lr_new in zip(self.optimizer.param_groups, old, new):
+            group["lr"] = group["lr"] * (lr_new / lr_old) if lr_old > 0 else group["lr"]
+        self.num_reductions += 1
+        logger.info(
+            f"ReduceLROnPlateau: {self.metric} has not improved on {self.best:.4g} for "
+            f"{self.patience} evaluations; base LR {max(old):.3g} -> {max(new):.3g}"
+        )
+
+    def _read_metric(self) -> float | None:
+        """This iteration's evaluation value on the main process, broadcast to all."""
+        value = None
+        if comm.is_main_process():
+            latest = self.trainer.storage.latest()
+            if self.metric in latest and latest[self.metric][1] == self.trainer.iter:
+                value = float(latest[self.metric][0])
+            else:
+                logger.warning(
+                    f"ReduceLROnPlateau: no {self.metric!r} in the evaluation at iteration "
+                    f"{self.trainer.iter}; results: {sorted(k for k in latest if '/' in k)}"
+                )
+        if comm.get_world_size() > 1:
+            value = comm.all_gather(value)[0]
+        return value
+
+    def after_step(self) -> None:
+        next_iter = self.trainer.iter + 1
+        if next_iter % self.eval_period != 0 or next_iter == self.trainer.max_iter:
+            return  # EvalHook evaluates at the same iterations (the last one in after_train)
+        if self.trainer.iter <= self.last_eval_iter:
+            return
+        self.last_eval_iter = self.trainer.iter
+        value = self._read_metric()
+        if value is not None and math.isfinite(value):
+            self.step(value)
+        storage = self.trainer.storage
+        storage.put_scalar("plateau/num_bad", self.num_bad, smoothing_hint=False)
+        storage.put_scalar("plateau/num_reductions", self.num_reductions, smoothing_hint=False)
+
+    def state_dict(self) -> dict:
+        return {
+            "best": self.best,
+            "num_bad": self.num_bad,
+            "num_reductions": self.num_reductions,
+            "last_eval_iter": self.last_eval_iter,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = float(state_dict["best"])
+        self.num_bad = int(state_dict["num_bad"])
+        self.num_reductions = int(state_dict["num_reductions"])
+        self.last_eval_iter = int(state_dict["last_eval_iter"])

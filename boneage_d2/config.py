@@ -113,6 +113,9 @@ def add_boneage_config(cfg: CN) -> CN:
     # Expand the hand box to a square around its centre before resizing, keeping the hand's
     # aspect ratio (bone proportions are age cues); False = stretch the box to the square.
     cfg.BONEAGE.HANDSEG.SQUARE_CROP = True
+    # Mask R-CNN sees the image resized by this factor; the regressor crops the full-size image
+    # (1 = one resolution for both, paper A; < 1 makes the detector cheaper, e.g. a CPU demo).
+    cfg.BONEAGE.HANDSEG.DETECTOR_SCALE = 1.0
     cfg.BONEAGE.HANDSEG.HAND_SCORE_THRESH = 0.5  # inference: a detection counts as a hand above it
     cfg.BONEAGE.HANDSEG.MAX_HANDS_TEST = 3  # inference: ages for at most this many hands/image
     # Training: an age loss term for every ground-truth hand (True) or the largest one only.

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from ..utils.io import atomic_open
-from .image_io import ImageReadError, check_image_complete, read_radiograph, window_to_uint8
+from .image_io import ImageReadError, read_gray_unchanged, read_radiograph, window_to_uint8
 
 __all__ = [
     "HandMaskParams",
@@ -218,15 +218,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     8 bits first. Raises ``ImageReadError`` naming the file when it is missing, unreadable or
     truncated.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ImageReadError(f"{path}: mask file not found")
-    check_image_complete(path)
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageReadError(f"{path}: unreadable or truncated mask")
-    if img.ndim == 3:
-        img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
+    img = read_gray_unchanged(path, "mask")
     if img.dtype == np.uint16:
         img = (img // 257).astype(np.uint8)
     return img > MASK_THRESHOLD

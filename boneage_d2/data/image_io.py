@@ -114,15 +114,22 @@ def read_radiograph(path: str | os.PathLike) -> np.ndarray:
     PNG/JPEG is rejected before decoding (``check_image_complete``), because some OpenCV builds
     return the decoded part of a truncated file as if it were whole.
     """
+    return window_to_uint8(read_gray_unchanged(path, "image"))
+
+
+def read_gray_unchanged(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """An HxW gray array at the file's own bit depth (colour -> gray, alpha dropped).
+
+    Raises ``ImageReadError`` naming the file (and ``what`` it is) when it is missing,
+    unreadable or truncated (checked before decoding, see ``check_image_complete``).
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise ImageReadError(f"{path}: image file not found")
+        raise ImageReadError(f"{path}: {what} file not found")
     check_image_complete(path)
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ImageReadError(f"{path}: unreadable or truncated image")
+        raise ImageReadError(f"{path}: unreadable or truncated {what}")
     if img.ndim == 3:
-        if img.shape[2] == 4:
-            img = img[:, :, :3]
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    return window_to_uint8(img)
+        img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
+    return img

@@ -194,7 +194,9 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
                 "BONEAGE.HANDSEG.USE_SEGMENTATION=True needs the mask head: set MODEL.MASK_ON True"
             )
         if not 0.0 < detector_scale <= 1.0:
-            raise ValueError(f"BONEAGE.HANDSEG.DETECTOR_SCALE must be in (0, 1], got {detector_scale}")
+            raise ValueError(
+                f"BONEAGE.HANDSEG.DETECTOR_SCALE must be in (0, 1], got {detector_scale}"
+            )
         if REGRESSOR_FEATURE not in regressor.output_shape():
             raise ValueError(f"the bone-age regressor must output {REGRESSOR_FEATURE!r}")
         self.regressor = regressor

@@ -22,7 +22,7 @@ setup(
         "coral-pytorch>=1.4",  # CORAL / CORN ordinal losses
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ruff", "hypothesis"],
+        "test": ["pytest", "pytest-timeout", "ruff", "hypothesis", "pydicom"],
         "dicom": ["pydicom"],
     },
     entry_points={
@@ -31,6 +31,7 @@ setup(
             "boneage-convert-rsna=boneage_d2.tools.convert_rsna:cli",
             "boneage-make-phantom=boneage_d2.tools.make_phantom:cli",
             "boneage-visualize-data=boneage_d2.tools.visualize_data:cli",
+            "boneage-predict=boneage_d2.tools.predict:cli",
         ]
     },
 )

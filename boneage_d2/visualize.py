@@ -9,7 +9,7 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 from .data.image_io import read_radiograph
 from .data.landmarks import default_landmark_names
 
-__all__ = ["draw_ground_truth", "age_caption"]
+__all__ = ["draw_ground_truth", "draw_prediction", "age_caption"]
 
 ROI_COLOR = (1.0, 0.75, 0.1)
 KEYPOINT_COLOR = (0.2, 1.0, 0.4)
@@ -23,6 +23,49 @@ def age_caption(boneage_months: float | None, male: bool, prefix: str = "") -> s
     return f"{prefix}{sex}, {boneage_months:.1f} mo ({boneage_months / 12:.1f} y)"
 
 
+def _hand_metadata():
+    meta = MetadataCatalog.get("__boneage_unnamed")
+    if not hasattr(meta, "thing_classes"):
+        meta.thing_classes = ["hand"]
+    return meta
+
+
+def draw_prediction(gray: np.ndarray, output: dict, male: bool, scale: float = 1.0) -> np.ndarray:
+    """An RGB image of one prediction over its radiograph (uint8 [H, W], original pixels).
+
+    Draws what the model returned: hand masks and boxes with each hand's score and age (Model A),
+    or the anatomical ROI boxes with their rank by objectness (ALA-Net: the RPN's proposals are
+    class-agnostic, so a predicted box has no landmark name; ``visualize_data.py`` draws the
+    named ground truth), and the image-level age, sex and flags.
+    """
+    vis = Visualizer(np.repeat(gray[:, :, None], 3, axis=2), _hand_metadata(), scale=scale)
+    font = max(8, int(max(gray.shape) / 80))
+    inst = output.get("instances")
+    if inst is not None and len(inst):
+        inst = inst.to("cpu")
+        boxes = inst.pred_boxes.tensor.numpy()
+        if inst.has("pred_masks"):
+            ages = inst.boneage.tolist() if inst.has("boneage") else [float("nan")] * len(inst)
+            labels = [
+                f"hand {s:.2f}" + ("" if np.isnan(a) else f": {a:.0f} mo")
+                for s, a in zip(inst.scores.tolist(), ages)
+            ]
+            vis.overlay_instances(masks=inst.pred_masks.numpy(), boxes=boxes, labels=labels)
+        else:
+            for rank, box in enumerate(boxes):
+                vis.draw_box(box, edge_color=ROI_COLOR, alpha=0.8)
+                vis.draw_text(str(rank + 1), tuple(box[:2]), color=ROI_COLOR, font_size=font * 0.6)
+    age = output.get("boneage")
+    caption = age_caption(None if age is None else float(age), male, prefix="predicted: ")
+    flags = output.get("flags") or []
+    if flags:
+        caption += f"  [{', '.join(flags)}]"
+    vis.draw_text(
+        caption, (8, 8), color=(1.0, 1.0, 1.0), horizontal_alignment="left", font_size=font * 1.3
+    )
+    return vis.get_output().get_image()
+
+
 def draw_ground_truth(record: dict, metadata=None, scale: float = 1.0) -> np.ndarray:
     """An RGB image of one dataset dict: hand masks and boxes, keypoints with landmark names,
     anatomical ROI boxes (with landmark index), and the age and sex.
@@ -32,11 +75,7 @@ def draw_ground_truth(record: dict, metadata=None, scale: float = 1.0) -> np.nda
     """
     gray = read_radiograph(record["file_name"])
     rgb = np.repeat(gray[:, :, None], 3, axis=2)
-    if metadata is None:
-        metadata = MetadataCatalog.get("__boneage_unnamed")
-        if not hasattr(metadata, "thing_classes"):
-            metadata.thing_classes = ["hand"]
-    meta = metadata
+    meta = metadata if metadata is not None else _hand_metadata()
     vis = Visualizer(rgb, meta, scale=scale, instance_mode=ColorMode.IMAGE)
     hands = record.get("annotations", [])
     # draw_dataset_dict reads the hands only: ROI boxes are drawn separately below (PITFALLS 2).

@@ -1,4 +1,5 @@
-"""Reading radiographs: header-only sizes, 8/16-bit PNG/JPEG with windowing, corrupt-file errors."""
+"""Reading radiographs: header-only sizes, 8/16-bit PNG/JPEG and DICOM with windowing,
+corrupt-file errors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "DICOM_SUFFIXES",
     "ImageReadError",
+    "is_dicom",
     "check_image_complete",
     "read_image_size",
     "read_radiograph",
@@ -23,6 +26,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TRAILER = b"IEND\xaeB`\x82"
 _JPEG_SIGNATURE = b"\xff\xd8"
 _JPEG_TRAILER = b"\xff\xd9"
+DICOM_SUFFIXES = (".dcm", ".dicom")
+_DICOM_MAGIC_OFFSET = 128  # a DICOM file: 128-byte preamble, then b"DICM"
 # How far from the end the trailer is searched (a few writers append padding after it).
 _TRAILER_SEARCH_BYTES = 1024
 
@@ -105,11 +110,51 @@ def window_to_uint8(img: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.
     return np.clip((img - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
 
 
+def is_dicom(path: str | os.PathLike) -> bool:
+    """True for a ``.dcm``/``.dicom`` name or a file with the DICOM magic after its preamble."""
+    if os.fspath(path).lower().endswith(DICOM_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            f.seek(_DICOM_MAGIC_OFFSET)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _read_dicom_gray(path: str) -> np.ndarray:
+    """A DICOM radiograph's first frame in display order (float32: rescale slope and intercept
+    applied, MONOCHROME1 inverted so bone is bright), or ``ImageReadError``."""
+    try:
+        import pydicom
+    except ImportError as e:
+        raise ImageReadError(
+            f"{path}: reading DICOM needs pydicom, which is not installed "
+            "(pip install pydicom, or pip install -e '.[dicom]')"
+        ) from e
+    try:
+        ds = pydicom.dcmread(path)
+        img = np.asarray(ds.pixel_array, dtype=np.float32)
+    except Exception as e:  # pydicom raises many types for bad or unsupported files
+        raise ImageReadError(f"{path}: unreadable DICOM ({type(e).__name__}: {e})") from e
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        img = img[0]
+    if img.ndim == 3:  # RGB DICOM (e.g. a secondary capture)
+        img = img[..., :3].mean(axis=-1)
+    img = img * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
+        getattr(ds, "RescaleIntercept", 0) or 0
+    )
+    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        img = img.max() - img
+    return img
+
+
 def read_radiograph(path: str | os.PathLike) -> np.ndarray:
     """Read a radiograph as an HxW uint8 array (grayscale).
 
     8-bit files are returned as stored; 16-bit files are read unchanged and windowed (Detectron2's
-    ``read_image`` would saturate them); colour files are converted to gray. Raises
+    ``read_image`` would saturate them); colour files are converted to gray. DICOM files (by
+    suffix or magic) are read with pydicom when it is installed and windowed the same way. Raises
     ``ImageReadError`` naming the file when it is missing, unreadable or truncated: a truncated
     PNG/JPEG is rejected before decoding (``check_image_complete``), because some OpenCV builds
     return the decoded part of a truncated file as if it were whole.
@@ -118,7 +163,8 @@ def read_radiograph(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_gray_unchanged(path: str | os.PathLike, what: str = "image") -> np.ndarray:
-    """An HxW gray array at the file's own bit depth (colour -> gray, alpha dropped).
+    """An HxW gray array at the file's own bit depth (colour -> gray, alpha dropped; DICOM as
+    float32 in display order).
 
     Raises ``ImageReadError`` naming the file (and ``what`` it is) when it is missing,
     unreadable or truncated (checked before decoding, see ``check_image_complete``).
@@ -126,6 +172,8 @@ def read_gray_unchanged(path: str | os.PathLike, what: str = "image") -> np.ndar
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ImageReadError(f"{path}: {what} file not found")
+    if is_dicom(path):
+        return _read_dicom_gray(path)
     check_image_complete(path)
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:

@@ -15,7 +15,7 @@ from detectron2.structures import Boxes, Instances
 from .image_io import read_radiograph
 from .transforms import build_boneage_augmentation, linear_scale
 
-__all__ = ["BoneAgeDatasetMapper", "roi_instances_from_keypoints"]
+__all__ = ["BoneAgeDatasetMapper", "radiograph_to_tensor", "roi_instances_from_keypoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,17 @@ def roi_instances_from_keypoints(
     inst.gt_classes = torch.zeros(int(nonempty.sum()), dtype=torch.int64)
     inst.gt_landmarks = torch.as_tensor(keep, dtype=torch.int64)[nonempty]
     return inst
+
+
+def radiograph_to_tensor(
+    gray: np.ndarray, augmentations: T.AugmentationList
+) -> tuple[torch.Tensor, T.Transform]:
+    """A uint8 [H, W] radiograph -> the model's uint8 [3, H', W'] tensor (gray replicated to the
+    3 channels the backbones read) after ``augmentations``, and the transforms applied."""
+    aug_input = T.AugInput(np.repeat(gray[:, :, None], 3, axis=2))
+    transforms = augmentations(aug_input)
+    image = np.ascontiguousarray(aug_input.image.transpose(2, 0, 1))
+    return torch.as_tensor(image), transforms
 
 
 def _primary_keypoints(annos: list[dict]) -> np.ndarray:
@@ -105,11 +116,8 @@ class BoneAgeDatasetMapper:
         d = copy.deepcopy(dataset_dict)
         gray = read_radiograph(d["file_name"])
         utils.check_image_size(d, gray)
-        aug_input = T.AugInput(np.repeat(gray[:, :, None], 3, axis=2))
-        transforms = self.augmentations(aug_input)
-        image = aug_input.image
-        image_size = image.shape[:2]
-        d["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        d["image"], transforms = radiograph_to_tensor(gray, self.augmentations)
+        image_size = tuple(d["image"].shape[-2:])
 
         annos = d.pop("annotations", [])
         d.pop("roi_annotations", None)  # ROI boxes are recomputed from the transformed keypoints

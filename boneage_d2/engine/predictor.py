@@ -1,0 +1,154 @@
+"""``BoneAgePredictor``: Detectron2's ``DefaultPredictor`` for radiographs and their sex."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from detectron2.data import transforms as T
+from detectron2.data.build import trivial_batch_collator
+from detectron2.engine import DefaultPredictor
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..data.image_io import ImageReadError, read_radiograph
+from ..data.mapper import radiograph_to_tensor
+from ..data.transforms import build_boneage_augmentation
+
+__all__ = ["BoneAgePredictor", "RadiographFiles", "prediction_record"]
+
+logger = logging.getLogger(__name__)
+
+
+class RadiographFiles(Dataset):
+    """Radiograph files with their sex -> model inputs (the test-time augmentation applied).
+
+    An unreadable file does not stop the run: its item is ``{"file_name", "error"}``.
+    """
+
+    def __init__(self, files: Sequence[str], males: Sequence[bool], augmentations):
+        if len(files) != len(males):
+            raise ValueError(f"{len(files)} files but {len(males)} sex values")
+        self.files, self.males = list(files), list(males)
+        self.augmentations = augmentations
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        path, male = str(self.files[i]), bool(self.males[i])
+        try:
+            gray = read_radiograph(path)
+        except ImageReadError as e:
+            return {"file_name": path, "male": male, "error": str(e)}
+        image, _ = radiograph_to_tensor(gray, self.augmentations)
+        h, w = gray.shape
+        return {"file_name": path, "male": male, "image": image, "height": h, "width": w}
+
+
+class BoneAgePredictor(DefaultPredictor):
+    """Inference with a trained bone-age model, one image or thousands.
+
+        cfg.MODEL.WEIGHTS = "output/alanet_r18_demo/model_final.pth"
+        predictor = BoneAgePredictor(cfg)
+        out = predictor(read_radiograph("1377.png"), male=True)
+        out["boneage"]  # months, 0-dim tensor
+
+    Builds the model, loads ``MODEL.WEIGHTS`` and switches to eval mode as ``DefaultPredictor``
+    does; the test-time augmentation is the config's (``BONEAGE.INPUT.LONG_SIDE_TEST``), the
+    same as evaluation. Outputs are the model's own (``boneage``; ALA-Net: ROI ``instances``;
+    HandSeg-RAN: hand ``instances`` with per-hand ``boneage``, ``flags``, ``attention_maps``),
+    in original-image pixels.
+    """
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.aug = T.AugmentationList(build_boneage_augmentation(self.cfg, is_train=False))
+
+    def model_input(self, image: np.ndarray, male: bool) -> dict:
+        """A radiograph (uint8 [H, W], e.g. from ``read_radiograph``) -> the model's input dict."""
+        image = np.asarray(image)
+        if image.ndim != 2 or image.dtype != np.uint8:
+            raise ValueError(
+                f"expected a uint8 [H, W] radiograph, got {image.dtype} {list(image.shape)}; "
+                "read files with boneage_d2.data.read_radiograph"
+            )
+        tensor, _ = radiograph_to_tensor(image, self.aug)
+        h, w = image.shape
+        return {"image": tensor, "male": bool(male), "height": h, "width": w}
+
+    def __call__(self, image: np.ndarray, male: bool) -> dict:
+        """Predict one radiograph (uint8 [H, W]); returns the model's output dict."""
+        return self.predict_batch([self.model_input(image, male)])[0]
+
+    def predict_batch(self, inputs: list[dict]) -> list[dict]:
+        """Model outputs for a list of input dicts (``model_input`` or ``RadiographFiles``)."""
+        with torch.inference_mode():
+            return self.model(inputs)
+
+    def predict_files(
+        self,
+        files: Sequence[str],
+        males: Sequence[bool],
+        *,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> Iterator[tuple[dict, dict | None]]:
+        """Yield ``(input, output)`` per file, in order; ``output`` is None for an unreadable
+        file (its input carries ``"error"``). Images are read by ``num_workers`` processes."""
+        loader = DataLoader(
+            RadiographFiles(files, males, self.aug),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=trivial_batch_collator,
+        )
+        with tqdm(total=len(files), desc="predicting", unit="img", disable=not progress) as bar:
+            for batch in loader:
+                good = [x for x in batch if "error" not in x]
+                outputs = iter(self.predict_batch(good) if good else [])
+                for x in batch:
+                    if "error" in x:
+                        logger.warning(x["error"])
+                    yield x, (None if "error" in x else next(outputs))
+                bar.update(len(batch))
+
+
+def _months(value) -> float | None:
+    v = float(value)
+    return round(v, 2) if math.isfinite(v) else None
+
+
+def prediction_record(inp: dict, output: dict | None) -> dict:
+    """One image's prediction as plain data (the rows of predict.py's CSV and JSON).
+
+    Keys: ``file``, ``sex`` (M/F), ``boneage_months``, ``boneage_years``; for Model A
+    ``num_hands`` and ``hand_ages_months`` (per detected hand, by score; None = not assessed);
+    for ALA-Net ``num_rois``; ``flags`` (e.g. ``no_hand_found``, ``unreadable``) and ``error``.
+    """
+    rec: dict = {
+        "file": os.fspath(inp["file_name"]),
+        "sex": "M" if inp["male"] else "F",
+        "boneage_months": None,
+        "boneage_years": None,
+        "flags": list(output.get("flags", [])) if output else ["unreadable"],
+        "error": inp.get("error", ""),
+    }
+    if output is None:
+        return rec
+    if "boneage" in output:
+        months = _months(output["boneage"])
+        rec["boneage_months"] = months
+        rec["boneage_years"] = None if months is None else round(months / 12.0, 2)
+    inst = output.get("instances")
+    if inst is not None and inst.has("pred_masks"):  # hands (Model A)
+        rec["num_hands"] = len(inst)
+        ages = inst.boneage.tolist() if inst.has("boneage") else [math.nan] * len(inst)
+        rec["hand_ages_months"] = [_months(a) for a in ages]
+    elif inst is not None:  # anatomical ROI boxes (ALA-Net)
+        rec["num_rois"] = len(inst)
+    return rec

@@ -1,0 +1,234 @@
+"""tools/predict.py end to end: phantom images, checkpoints trained here, CSV/JSON and PNGs."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from detectron2.engine import default_argument_parser
+
+from boneage_d2.data import register_boneage_split
+from boneage_d2.data.image_io import read_radiograph
+from boneage_d2.engine import load_config
+from boneage_d2.engine.predictor import BoneAgePredictor
+from boneage_d2.tools import convert_rsna, make_phantom, predict, train_net
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "alanet": REPO / "configs/ALA-Net/R18-phantom-demo.yaml",
+    "handseg": REPO / "configs/HandSeg-RAN/R18-phantom-demo.yaml",
+}
+SMALL = {
+    "alanet": ["BONEAGE.INPUT.LONG_SIDE_TRAIN", "128", "BONEAGE.INPUT.LONG_SIDE_TEST", "128"],
+    "handseg": [
+        "BONEAGE.INPUT.LONG_SIDE_TRAIN",
+        "128",
+        "BONEAGE.INPUT.LONG_SIDE_TEST",
+        "128",
+        "BONEAGE.RAN.INPUT_SIZE",
+        "64",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("predict_phantom")
+    make_phantom.main(
+        ["--output-dir", str(root / "raw"), "--num-train", "6", "--num-val", "2"]
+        + ["--num-test", "3", "--seed", "3", "--image-long-side", "256", "--workers", "1"]
+    )
+    convert_rsna.main(
+        ["--rsna-root", str(root / "raw"), "--output-dir", str(root / "coco"), "--workers", "1"]
+    )
+    register_boneage_split("predict_phantom_train", root / "coco/train.json")
+    return root
+
+
+def _train(model: str, phantom: Path, out: Path) -> Path:
+    opts = SMALL[model] + [
+        "DATASETS.TRAIN",
+        "('predict_phantom_train',)",
+        "DATASETS.TEST",
+        "()",
+        "SOLVER.IMS_PER_BATCH",
+        "2",
+        "SOLVER.MAX_ITER",
+        "3",
+        "SOLVER.STEPS",
+        "()",
+        "SOLVER.WARMUP_ITERS",
+        "1",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "OUTPUT_DIR",
+        str(out),
+    ]
+    args = default_argument_parser().parse_args(["--config-file", str(CONFIGS[model]), *opts])
+    train_net.main(args)
+    return out / "model_final.pth"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(phantom, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("predict_ckpt")
+    return {m: _train(m, phantom, out / m) for m in CONFIGS}
+
+
+def _predict(model, checkpoints, out: Path, input_args: list[str]) -> int:
+    argv = ["--config-file", str(CONFIGS[model]), "--weights", str(checkpoints[model])]
+    argv += ["--output-dir", str(out), "--num-workers", "0", "--input", *input_args]
+    return predict.main(argv + SMALL[model])
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "predictions.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", list(CONFIGS))
+def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp_path):
+    test_dir = phantom / "raw/boneage-test-dataset"
+    sex_csv = phantom / "raw/boneage-test-dataset.csv"  # the RSNA test CSV: Case ID, Sex
+    out = tmp_path / "pred"
+    extra = ["--overlays"] + (["--attention"] if model == "handseg" else [])
+    argv = [str(test_dir), "--sex-csv", str(sex_csv), *extra]
+    assert _predict(model, checkpoints, out, argv) == 0
+
+    images = sorted(test_dir.glob("*.png"))
+    rows = _rows(out)
+    assert [Path(r["file"]).name for r in rows] == [p.name for p in images]
+    truth_sex = {r["Case ID"]: r["Sex"] for r in csv.DictReader(open(sex_csv))}
+    payload = json.loads((out / "predictions.json").read_text())
+    assert payload["meta_architecture"] in ("ALANet", "HandSegBoneAgeRCNN")
+    for row, rec, img in zip(rows, payload["predictions"], images):
+        assert row["sex"] == truth_sex[img.stem]
+        months = float(row["boneage_months"])
+        assert 0 <= months <= 240 and rec["boneage_months"] == pytest.approx(months)
+        assert float(row["boneage_years"]) == pytest.approx(months / 12, abs=0.01)
+        if model == "handseg":
+            assert int(row["num_hands"]) == len(rec["hand_ages_months"])
+        else:
+            assert int(row["num_rois"]) == 17
+        drawn = cv2.imread(str(out / "overlays" / f"{img.stem}.png"))
+        original = cv2.cvtColor(read_radiograph(img), cv2.COLOR_GRAY2BGR)
+        assert drawn.shape == original.shape
+        assert np.abs(drawn.astype(int) - original).mean() > 0.5  # something was drawn on it
+        if model == "handseg":
+            att = cv2.imread(str(out / "attention" / f"{img.stem}.png"))
+            assert att is not None and att.shape[1] == att.shape[0] * 7  # view + 6 modules
+
+
+@pytest.mark.slow
+def test_unreadable_and_16bit_rgb_dicom_inputs(phantom, checkpoints, tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    src = next(iter(sorted((phantom / "raw/boneage-test-dataset").glob("*.png"))))
+    gray = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(src, inputs / "a_8bit.png")
+    cv2.imwrite(str(inputs / "b_16bit.png"), gray.astype(np.uint16) * 257)
+    rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    cv2.imwrite(str(inputs / "c_rgb.jpg"), rgb, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    (inputs / "d_truncated.png").write_bytes(src.read_bytes()[:200])
+    _write_dicom(pydicom, inputs / "e.dcm", gray)
+    out = tmp_path / "pred"
+    argv = [str(inputs), "--sex", "F", "--batch-size", "2"]
+    assert _predict("alanet", checkpoints, out, argv) == 0
+    rows = {Path(r["file"]).stem: r for r in _rows(out)}
+    assert rows["d_truncated"]["flags"] == "unreadable"
+    assert "truncated PNG" in rows["d_truncated"]["error"]
+    ages = {k: float(r["boneage_months"]) for k, r in rows.items() if k != "d_truncated"}
+    # The same pixels in every encoding give (nearly) the same age; JPEG is lossy.
+    for k in ("b_16bit", "e"):
+        assert ages[k] == pytest.approx(ages["a_8bit"], abs=0.05), k
+    assert ages["c_rgb"] == pytest.approx(ages["a_8bit"], abs=3.0)
+
+
+def _write_dicom(pydicom, path: Path, gray: np.ndarray) -> None:
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.Rows, ds.Columns = gray.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = (gray.astype(np.uint16) * 16).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
+
+
+def test_dicom_without_pydicom_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pydicom(name, *args, **kwargs):
+        if name == "pydicom":
+            raise ImportError("No module named 'pydicom'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    (tmp_path / "x.dcm").write_bytes(b"\0" * 128 + b"DICM")
+    with pytest.raises(OSError, match=r"x\.dcm: reading DICOM needs pydicom.*pip install pydicom"):
+        read_radiograph(tmp_path / "x.dcm")
+
+
+@pytest.mark.slow
+def test_predictor_single_and_batched_agree(phantom, checkpoints):
+    cfg = load_config(str(CONFIGS["alanet"]), SMALL["alanet"])
+    cfg.MODEL.WEIGHTS = str(checkpoints["alanet"])
+    predictor = BoneAgePredictor(cfg)
+    files = sorted(str(p) for p in (phantom / "raw/boneage-test-dataset").glob("*.png"))
+    singles = [float(predictor(read_radiograph(f), male=True)["boneage"]) for f in files]
+    batched = [
+        float(out["boneage"])
+        for _, out in predictor.predict_files(files, [True] * len(files), batch_size=3)
+    ]
+    assert batched == pytest.approx(singles, abs=1e-3)
+
+
+def _err(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as e:
+        predict.main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, capsys):
+    img = tmp_path / "1377.png"
+    cv2.imwrite(str(img), np.zeros((20, 16), np.uint8))
+    base = ["--config-file", str(CONFIGS["alanet"]), "--output-dir", str(tmp_path / "o")]
+    assert "--input nope/*.png: no such file" in _err(
+        capsys, base + ["--input", "nope/*.png", "--sex", "M"]
+    )
+    sexes = tmp_path / "sex.csv"
+    sexes.write_text("id,Sex\n1377,X\n")
+    assert "sex.csv, row 2, field 'Sex': value 'X' is not a known sex encoding" in _err(
+        capsys, base + ["--input", str(img), "--sex-csv", str(sexes)]
+    )
+    sexes.write_text("id,Sex\n9999,M\n")
+    assert "no sex for 1 input file(s): " + str(img) in _err(
+        capsys, base + ["--input", str(img), "--sex-csv", str(sexes)]
+    )
+    sexes.write_text("name,gender\n1377,M\n")
+    assert "needs a file column" in _err(
+        capsys, base + ["--input", str(img), "--sex-csv", str(sexes)]
+    )
+    assert "no weights: pass --weights" in _err(capsys, base + ["--input", str(img), "--sex", "F"])
+    missing = tmp_path / "missing.pth"
+    assert f"MODEL.WEIGHTS='{missing}': file not found" in _err(
+        capsys, base + ["--input", str(img), "--sex", "F", "--weights", str(missing)]
+    )
+
+
+def test_output_names_are_unique():
+    names = predict.output_names(["a/1.png", "b/1.png", "c/2.dcm"])
+    assert len(set(names)) == 3 and names[2] == "2.png"

@@ -1,7 +1,9 @@
 from .config_checks import ConfigError, load_config, validate_config
+from .predictor import BoneAgePredictor
 from .trainer import BoneAgeTrainer, build_boneage_optimizer, training_mean_months
 
 __all__ = [
+    "BoneAgePredictor",
     "BoneAgeTrainer",
     "ConfigError",
     "build_boneage_optimizer",

@@ -114,8 +114,8 @@ class BoneAgePredictor(DefaultPredictor):
                 for x in batch:
                     if "error" in x:
                         logger.warning(x["error"])
+                    bar.update(1)
                     yield x, (None if "error" in x else next(outputs))
-                bar.update(len(batch))
 
 
 def _months(value) -> float | None:

@@ -204,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         p.error(str(e))
 
-    import torch
     from tqdm import tqdm
 
     import boneage_d2  # noqa: F401  (registers the architectures)
@@ -227,7 +226,6 @@ def main(argv: list[str] | None = None) -> int:
         if wanted:
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_grad_enabled(False)
     predictor = BoneAgePredictor(cfg)
     names = output_names(files)
     records = []

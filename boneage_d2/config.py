@@ -79,6 +79,13 @@ def add_boneage_config(cfg: CN) -> CN:
     # pooling would otherwise see the batch's padding). False = Detectron2's pad-to-batch-max.
     cfg.BONEAGE.INPUT.PAD_TO_SQUARE = True
 
+    # Loading. A training image that cannot be read (missing, truncated, corrupt): "skip" = warn
+    # (file and reason), count it (metric data/skipped_images) and train on another image;
+    # "fail" = stop with an error naming the file. Evaluation always stops: a test metric must
+    # never silently cover fewer images.
+    cfg.BONEAGE.DATA = CN()
+    cfg.BONEAGE.DATA.ON_BAD_IMAGE = "skip"
+
     # Anatomical ROI boxes derived from keypoints (ALA-Net): side in pixels at a reference long
     # side (64 px at 512 px), so the box scales with the image.
     cfg.BONEAGE.ROI = CN()
@@ -137,6 +144,16 @@ def add_boneage_config(cfg: CN) -> CN:
     cfg.BONEAGE.RAN.MASK_UNITS = 1  # r: units between poolings in the soft-mask branch (Wang)
     cfg.BONEAGE.RAN.NORM = "GN"  # "GN" (from scratch, small batches of crops), "BN" or ""
     cfg.BONEAGE.RAN.OUT_FEATURES = ["stage4"]  # outputs when used as MODEL.BACKBONE
+
+    # Training reliability (docs/training.md, "Scaling out and reliability").
+    cfg.BONEAGE.TRAIN = CN()
+    # Re-seed the RNGs and restart the training loader from (SEED, iteration) at every
+    # SOLVER.CHECKPOINT_PERIOD boundary, so --resume from a periodic checkpoint repeats the
+    # uninterrupted run (Detectron2 alone replays the data stream from the start).
+    cfg.BONEAGE.TRAIN.EXACT_RESUME = True
+    # Deterministic GPU kernels (cuDNN, cuBLAS, torch.use_deterministic_algorithms with
+    # warn_only); slower. Off: Detectron2's default. CPU training is deterministic either way.
+    cfg.BONEAGE.TRAIN.DETERMINISTIC = False
 
     # Evaluation.
     cfg.BONEAGE.EVAL = CN()

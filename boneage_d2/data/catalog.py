@@ -55,7 +55,10 @@ def _read_json(json_file: str | os.PathLike) -> dict:
             "tools/convert_rsna.py (or tools/make_phantom.py + convert_rsna.py for phantom data)"
         )
     with open(json_file, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{json_file}: not valid json ({e})") from None
 
 
 def _keypoints_to_memory(kpts: list[float]) -> list[float]:

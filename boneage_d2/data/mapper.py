@@ -12,7 +12,8 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, Instances
 
-from .image_io import read_radiograph
+from .bad_images import SKIPPED_IMAGES_KEY, BadImagePolicy
+from .image_io import ImageReadError, read_radiograph
 from .transforms import build_boneage_augmentation, linear_scale
 
 __all__ = ["BoneAgeDatasetMapper", "radiograph_to_tensor", "roi_instances_from_keypoints"]
@@ -84,7 +85,13 @@ class BoneAgeDatasetMapper:
       the record has them;
     - ``roi_instances`` (training): anatomical ROI boxes recomputed from the transformed keypoints
       of the annotated hand (``gt_boxes``, ``gt_classes`` = 0, ``gt_landmarks``), their side
-      scaled with the image.
+      scaled with the image;
+    - ``skipped_images`` (training, only when > 0): how many unreadable images this mapper
+      skipped (``on_bad_image="skip"``, returning None) since its previous output; see
+      :mod:`boneage_d2.data.bad_images`.
+
+    An unreadable image raises ``ImageReadError`` naming the file in test mode whatever
+    ``on_bad_image`` says: an evaluation must cover every image of its set.
     """
 
     @configurable
@@ -95,8 +102,10 @@ class BoneAgeDatasetMapper:
         augmentations: list,
         use_masks: bool = True,
         use_keypoints: bool = True,
+        on_bad_image: str = "skip",
     ):
         self.is_train = is_train
+        self.bad_images = BadImagePolicy(on_bad_image)
         self.augmentations = T.AugmentationList(augmentations)
         self.use_masks = use_masks
         self.use_keypoints = use_keypoints
@@ -110,11 +119,21 @@ class BoneAgeDatasetMapper:
             "augmentations": build_boneage_augmentation(cfg, is_train),
             "use_masks": cfg.MODEL.MASK_ON,
             "use_keypoints": True,
+            "on_bad_image": cfg.BONEAGE.DATA.ON_BAD_IMAGE,
         }
 
-    def __call__(self, dataset_dict: dict) -> dict:
+    def __call__(self, dataset_dict: dict) -> dict | None:
         d = copy.deepcopy(dataset_dict)
-        gray = read_radiograph(d["file_name"])
+        try:
+            gray = read_radiograph(d["file_name"])
+        except ImageReadError as e:
+            if not self.is_train:
+                raise
+            self.bad_images.handle(d["file_name"], e)
+            return None  # MapDataset maps another index instead
+        skipped = self.bad_images.take_skipped()
+        if skipped:
+            d[SKIPPED_IMAGES_KEY] = skipped
         utils.check_image_size(d, gray)
         d["image"], transforms = radiograph_to_tensor(gray, self.augmentations)
         image_size = tuple(d["image"].shape[-2:])

@@ -905,6 +905,7 @@ def generate_phantom_dataset(
         (root / SPLIT_FILES[split][1]).mkdir(parents=True, exist_ok=True)
     (root / MASK_DIR).mkdir(parents=True, exist_ok=True)
 
+    workers = max(1, min(int(workers), len(tasks)))  # never more processes than images
     t0 = time.perf_counter()
     bar = None
     if progress:

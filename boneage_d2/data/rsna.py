@@ -27,6 +27,7 @@ compressed data is only found where pixels are decoded anyway, i.e. when masks a
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -188,9 +189,11 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             break
         except UnicodeDecodeError:
             continue
-    lines = text.splitlines()
+    # Lines end at \n, \r\n or \r only, as in a text editor; str.splitlines would also break at
+    # \x0b, \x0c, \x1c-\x1e, \x85, \u2028, \u2029 inside a cell and shift every later row number.
+    lines = io.StringIO(text, newline="").readlines()
     delimiter = _sniff_delimiter(next((ln for ln in lines if ln.strip()), ""))
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
+    reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] | None = None
     header_line = 0
     rows: list[tuple[int, list[str]]] = []
@@ -321,7 +324,7 @@ def _parse_id(text: str) -> tuple[str | None, str | None]:
         return None, "missing value"
     if not _INT_RE.match(text):
         return None, f"value {text!r} is not an integer id"
-    return str(int(float(text)) if "." in text else int(text)), None
+    return str(int(text.split(".", 1)[0])), None  # not via float: exact for any length
 
 
 def _parse_age(text: str) -> tuple[float | None, str | None]:
@@ -526,7 +529,8 @@ def _detect_num_keypoints(data: dict, annotations: list, wholebody: bool) -> int
             if isinstance(a.get(k), list) and a.get(k)
         ]
     else:
-        for cat in data.get("categories") or []:
+        categories = data.get("categories")
+        for cat in categories if isinstance(categories, list) else []:
             if isinstance(cat, dict) and isinstance(cat.get("keypoints"), list):
                 if cat["keypoints"]:
                     return len(cat["keypoints"])
@@ -568,7 +572,9 @@ def read_keypoints(
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        # ValueError: JSONDecodeError, or an integer beyond Python's digit limit;
+        # RecursionError: nesting deeper than the json module follows.
         raise RSNAFormatError(BadRow(name, 0, "-", f"not valid json ({e})")) from e
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise RSNAFormatError(BadRow(name, 0, "annotations", "no 'annotations' list"))

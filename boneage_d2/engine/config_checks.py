@@ -9,10 +9,11 @@ import re
 
 import torch
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY
 
 from ..config import add_boneage_config
+from ..data.bad_images import ON_BAD_IMAGE_CHOICES
 
 __all__ = ["ConfigError", "load_config", "validate_config"]
 
@@ -59,11 +60,15 @@ def load_config(config_file: str | None = None, opts: list[str] | None = None) -
             cfg.merge_from_file(config_file)
         except KeyError as e:
             raise _unknown_key_error(cfg, e, config_file) from None
+        except ValueError as e:  # a value of the wrong type
+            raise ConfigError(f"{config_file}: {e}") from None
     if opts:
         try:
             cfg.merge_from_list(list(opts))
         except (KeyError, AssertionError) as e:  # yacs asserts on unknown keys from a list
             raise _unknown_key_error(cfg, KeyError(str(e)), "command line") from None
+        except ValueError as e:  # a value of the wrong type
+            raise ConfigError(f"command line: {e}") from None
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("MODEL.DEVICE=%s but no GPU is available: using cpu", cfg.MODEL.DEVICE)
         cfg.MODEL.DEVICE = "cpu"
@@ -74,8 +79,14 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
     """Fail early, with the key and a remedy, on configs that would fail later or silently.
 
     Checks: META_ARCHITECTURE is registered; MODEL.WEIGHTS is empty or an existing local file
-    (nothing can be downloaded here); every dataset in DATASETS.TRAIN/TEST is registered.
+    (nothing can be downloaded here); BONEAGE.DATA.ON_BAD_IMAGE is known; every dataset in
+    DATASETS.TRAIN/TEST is registered and, for converted splits, its json exists and loads.
     """
+    policy = cfg.BONEAGE.DATA.ON_BAD_IMAGE
+    if policy not in ON_BAD_IMAGE_CHOICES:
+        raise ConfigError(
+            f"BONEAGE.DATA.ON_BAD_IMAGE={policy!r}; expected one of {list(ON_BAD_IMAGE_CHOICES)}"
+        )
     arch = cfg.MODEL.META_ARCHITECTURE
     if arch not in META_ARCH_REGISTRY:
         names = sorted(k for k, _ in META_ARCH_REGISTRY)
@@ -100,6 +111,23 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
             close = difflib.get_close_matches(name, sorted(registered), n=3)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise ConfigError(
-                f"dataset {name!r} (DATASETS.TRAIN/TEST) is not registered{hint} "
+                f"dataset {name!r} (DATASETS.TRAIN/TEST) is not registered{hint}. "
                 "Register it with boneage_d2.data.register_boneage_split(name, json_file)."
             )
+        _check_dataset_loads(name)
+
+
+def _check_dataset_loads(name: str) -> None:
+    """A registered converted split whose json is missing or malformed is a ``ConfigError`` at
+    start-up, naming the dataset and the file, not a traceback from a data-loader."""
+    json_file = MetadataCatalog.get(name).get("boneage_json")
+    if json_file is None:
+        return  # registered by other code: Detectron2's own checks apply
+    if not os.path.isfile(json_file):
+        raise ConfigError(
+            f"dataset {name!r}: {json_file} not found; create it with tools/convert_rsna.py"
+        )
+    try:
+        DatasetCatalog.get(name)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"dataset {name!r} ({json_file}) cannot be loaded: {e}") from None

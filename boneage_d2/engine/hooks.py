@@ -1,14 +1,27 @@
-"""Training hooks: reduce the learning rate when a validation metric plateaus (paper A)."""
+"""Training hooks: reduce the learning rate when a validation metric plateaus (paper A), and the
+reliability hooks of docs/training.md (exact resume, divergence checks)."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
+import numpy as np
+import torch
+import torch.distributed as dist
 from detectron2.engine import HookBase
 from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
 
-__all__ = ["ReduceLROnPlateau"]
+__all__ = [
+    "DivergenceError",
+    "ExactResume",
+    "FiniteWeightsCheck",
+    "ReduceLROnPlateau",
+    "check_finite_losses",
+    "derive_seed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -185,3 +198,147 @@ class ReduceLROnPlateau(HookBase):
         self.num_bad = int(state_dict["num_bad"])
         self.num_reductions = int(state_dict["num_reductions"])
         self.last_eval_iter = int(state_dict["last_eval_iter"])
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or weight. ``iteration`` is the iteration at which it
+    was detected and ``names`` the offending loss terms / state-dict keys (all ranks)."""
+
+    def __init__(self, message: str, iteration: int, names: list[str]):
+        super().__init__(message)
+        self.iteration = iteration
+        self.names = names
+
+
+def check_finite_losses(loss_dict: Mapping[str, torch.Tensor], iteration: int) -> None:
+    """Raise ``DivergenceError`` naming ``iteration`` and every non-finite loss term, on every rank.
+
+    Call it on every process before the optimizer step. Detectron2 checks only the main
+    process's averaged total (``SimpleTrainer.write_metrics``), so under DDP the other ranks
+    would wait in the next collective until the launch timeout (PITFALLS 14). Here one scalar
+    all-reduce per iteration tells every rank whether any rank saw a non-finite term; only then
+    are the names gathered for the message.
+    """
+    if not loss_dict:
+        return
+    values = torch.stack([v.detach().float().reshape(()) for v in loss_dict.values()])
+    num_bad = (~torch.isfinite(values)).sum()
+    if comm.get_world_size() > 1:
+        dist.all_reduce(num_bad)
+    if int(num_bad) == 0:
+        return
+    local = [f"{k}={float(v):.4g}" for k, v in zip(loss_dict, values) if not torch.isfinite(v)]
+    per_rank = comm.all_gather(local) if comm.get_world_size() > 1 else [local]
+    where = "; ".join(
+        f"rank {r}: {', '.join(terms)}" if len(per_rank) > 1 else ", ".join(terms)
+        for r, terms in enumerate(per_rank)
+        if terms
+    )
+    names = sorted({t.split("=")[0] for terms in per_rank for t in terms})
+    raise DivergenceError(
+        f"non-finite loss at iteration {iteration}: {where}. Training stopped before the "
+        "optimizer step, so no checkpoint holds this iteration; lower SOLVER.BASE_LR, lengthen "
+        "SOLVER.WARMUP_ITERS or enable SOLVER.CLIP_GRADIENTS, then --resume from the last one.",
+        iteration,
+        names,
+    )
+
+
+class FiniteWeightsCheck(HookBase):
+    """Stop training before a checkpoint would save non-finite weights.
+
+    A finite loss can still leave non-finite weights after the optimizer step (an overflowing
+    gradient, a NaN through gradient clipping), and Detectron2's ``PeriodicCheckpointer`` would
+    save them as the newest checkpoint. Registered before the checkpointer, this hook checks the
+    model's parameters and buffers at the iterations where it saves (every ``period`` and the
+    last) and raises ``DivergenceError`` naming them, leaving the previous checkpoint the last
+    one on disk. DDP replicas hold the same weights, so every rank raises at the same iteration.
+    """
+
+    def __init__(self, period: int):
+        """
+        Args:
+            period: ``SOLVER.CHECKPOINT_PERIOD``; weights are checked when
+                ``(iter + 1) % period == 0`` and at the last iteration.
+        """
+        self.period = int(period)
+
+    def after_step(self) -> None:
+        next_iter = self.trainer.iter + 1
+        if next_iter % self.period != 0 and next_iter != self.trainer.max_iter:
+            return
+        model = self.trainer.model
+        model = getattr(model, "module", model)  # DDP
+        bad = [
+            k
+            for k, v in model.state_dict().items()
+            if v.is_floating_point() and not bool(torch.isfinite(v).all())
+        ]
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise DivergenceError(
+                f"non-finite weights after iteration {self.trainer.iter}: {shown}. Not saving a "
+                "checkpoint; lower SOLVER.BASE_LR or enable SOLVER.CLIP_GRADIENTS, then --resume.",
+                self.trainer.iter,
+                bad,
+            )
+
+
+def derive_seed(*keys: int) -> int:
+    """A seed in ``[0, 2**31)`` that is a fixed, well-mixed function of ``keys`` (numpy's
+    ``SeedSequence``), e.g. ``derive_seed(cfg.SEED, iteration, rank)``."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0] % 2**31)
+
+
+class ExactResume(HookBase):
+    """Make the training data stream and RNGs of ``[k, k + period)`` a function of ``(seed, k)``.
+
+    Detectron2's checkpoint restores the model, optimizer, scheduler, iteration and hook states,
+    but nothing of the data pipeline: after ``--resume`` the ``TrainingSampler`` replays its
+    stream from the first index, and the numpy / torch / python RNGs (augmentation, proposal
+    sampling, dropout) restart from ``default_setup``'s ``SEED + rank`` (PITFALLS 15). Saving the
+    loader's state instead would mean its sampler position, aspect-ratio buckets, prefetched
+    batches and worker RNGs.
+
+    So at ``start_iter`` and at every multiple ``k`` of ``period`` (``SOLVER.CHECKPOINT_PERIOD``)
+    this hook re-seeds every RNG with ``derive_seed(seed, k, rank)`` and restarts the training
+    loader (``trainer.restart_data_loader``) with sampler seed ``derive_seed(seed, k)``. A run
+    resumed from the checkpoint of iteration ``k - 1`` starts at ``k`` exactly as the
+    uninterrupted run continues there, so on a deterministic device both give the same weights.
+    Cost: one loader rebuild per period (and one at start). Each segment's sampler begins a new
+    shuffle, so the epoch in progress at a boundary is cut short (``period * batch`` images per
+    segment is usually many epochs).
+
+    ``seed`` is ``cfg.SEED``; when negative, a shared random seed is drawn at the first start and
+    kept in the checkpoint (``state_dict``), so a resume continues the same sequence.
+    """
+
+    def __init__(self, period: int, seed: int):
+        """
+        Args:
+            period: iterations between restarts; resuming is exact from checkpoints at
+                multiples of it, so use ``SOLVER.CHECKPOINT_PERIOD``.
+            seed: base seed (``cfg.SEED``); negative = draw one (shared by all ranks).
+        """
+        if period <= 0:
+            raise ValueError(f"ExactResume needs SOLVER.CHECKPOINT_PERIOD > 0, got {period}")
+        self.period = int(period)
+        self.seed = int(seed) if seed >= 0 else None
+
+    def before_train(self) -> None:
+        if self.seed is None:
+            self.seed = comm.shared_random_seed()
+            logger.info(f"ExactResume: SEED < 0, drew base seed {self.seed}")
+
+    def before_step(self) -> None:
+        it = self.trainer.iter
+        if it != self.trainer.start_iter and it % self.period != 0:
+            return
+        seed_all_rng(derive_seed(self.seed, it, comm.get_rank()))
+        self.trainer.restart_data_loader(derive_seed(self.seed, it))
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed} if self.seed is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.seed = int(state_dict["seed"])

@@ -1,9 +1,12 @@
-"""``BoneAgeTrainer``: ``DefaultTrainer`` with our mapper, optimisers and evaluators."""
+"""``BoneAgeTrainer``: ``DefaultTrainer`` with our mapper, optimisers and evaluators, plus the
+reliability features of docs/training.md (exact resume, divergence checks, DDP on CPU)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -13,19 +16,34 @@ from detectron2.data import (
     build_detection_test_loader,
     build_detection_train_loader,
 )
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
+from detectron2.engine import defaults as d2_defaults
 from detectron2.engine import hooks as d2_hooks
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 
+from ..data.bad_images import with_skipped_image_metric
 from ..data.catalog import prepare_task_view
 from ..data.mapper import BoneAgeDatasetMapper
 from ..evaluation import BoneAgeEvaluator
 from ..utils.provenance import Provenance, collect_provenance
-from .hooks import ReduceLROnPlateau
+from .config_checks import ConfigError
+from .hooks import (
+    DivergenceError,
+    ExactResume,
+    FiniteWeightsCheck,
+    ReduceLROnPlateau,
+    check_finite_losses,
+)
 
-__all__ = ["BoneAgeTrainer", "training_mean_months", "build_boneage_optimizer"]
+__all__ = [
+    "BoneAgeTrainer",
+    "training_mean_months",
+    "build_boneage_optimizer",
+    "create_ddp_model",
+    "configure_determinism",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +81,85 @@ def build_boneage_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimize
     return maybe_add_gradient_clipping(cfg, OPTIMIZERS[name])(params, lr=cfg.SOLVER.BASE_LR)
 
 
+_d2_create_ddp_model = d2_defaults.create_ddp_model
+
+
+def create_ddp_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
+    """Detectron2's ``create_ddp_model`` that also works for a CPU model (GLOO, ``--num-gpus N``
+    without CUDA): DDP rejects ``device_ids`` for CPU modules, and Detectron2 always passes
+    ``device_ids=[local_rank]`` (PITFALLS 14), so a CPU model gets ``device_ids=None``."""
+    if "device_ids" not in kwargs and all(p.device.type == "cpu" for p in model.parameters()):
+        kwargs["device_ids"] = None
+    return _d2_create_ddp_model(model, **kwargs)
+
+
+@contextlib.contextmanager
+def _cpu_aware_ddp() -> Iterator[None]:
+    """Within the block, ``DefaultTrainer.__init__`` wraps the model with our
+    ``create_ddp_model``: it calls the module-level function directly, with no method a subclass
+    could override in between."""
+    d2_defaults.create_ddp_model = create_ddp_model
+    try:
+        yield
+    finally:
+        d2_defaults.create_ddp_model = _d2_create_ddp_model
+
+
+class _FiniteLossMixin:
+    """Checks the loss terms on every rank before Detectron2 logs them (and before the optimizer
+    step): ``_write_metrics`` is the one per-iteration call that receives the loss dict."""
+
+    def _write_metrics(self, loss_dict, data_time, prefix="", iter=None):  # noqa: A002
+        check_finite_losses(loss_dict, self.iter if iter is None else iter)
+        super()._write_metrics(loss_dict, data_time, prefix=prefix, iter=iter)
+
+
+class GuardedSimpleTrainer(_FiniteLossMixin, SimpleTrainer):
+    """``SimpleTrainer`` that raises ``DivergenceError`` (every rank) on a non-finite loss term."""
+
+
+class GuardedAMPTrainer(_FiniteLossMixin, AMPTrainer):
+    """``AMPTrainer`` that raises ``DivergenceError`` (every rank) on a non-finite loss term."""
+
+
+def configure_determinism(cfg) -> None:
+    """``BONEAGE.TRAIN.DETERMINISTIC``: deterministic cuDNN / cuBLAS / PyTorch kernels.
+
+    Sets ``torch.use_deterministic_algorithms(True, warn_only=True)`` (an op with no
+    deterministic CUDA kernel warns with its name and stays non-deterministic),
+    ``cudnn.deterministic`` and ``CUBLAS_WORKSPACE_CONFIG`` (if unset). Call it in every process
+    before the model is built. No effect on CPU training, which is deterministic already.
+    """
+    if not cfg.BONEAGE.TRAIN.DETERMINISTIC:
+        return
+    if cfg.CUDNN_BENCHMARK:
+        raise ConfigError(
+            "BONEAGE.TRAIN.DETERMINISTIC=True with CUDNN_BENCHMARK=True: the benchmark picks "
+            "convolution algorithms by timing, so results vary; set CUDNN_BENCHMARK False"
+        )
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 class BoneAgeTrainer(DefaultTrainer):
-    """``DefaultTrainer`` with the bone-age mapper, Adam/AdamW, and bone-age + COCO evaluation."""
+    """``DefaultTrainer`` with the bone-age mapper, Adam/AdamW, bone-age + COCO evaluation, and:
+
+    - DDP on CPU (``--num-gpus N`` with GLOO), see ``create_ddp_model``;
+    - a non-finite loss term stops training on every rank (``DivergenceError`` naming the
+      iteration and the terms), and non-finite weights are never checkpointed;
+    - ``BONEAGE.TRAIN.EXACT_RESUME``: a run resumed from a periodic checkpoint repeats the
+      uninterrupted run (``ExactResume``).
+    """
 
     def __init__(self, cfg):
-        super().__init__(cfg)
+        with _cpu_aware_ddp():
+            super().__init__(cfg)
+        old = self._trainer
+        guarded = GuardedAMPTrainer if isinstance(old, AMPTrainer) else GuardedSimpleTrainer
+        self._trainer = guarded(old.model, old.data_loader, old.optimizer)
+        old.concurrent_executor.shutdown(wait=False)
         # Every checkpoint carries the package version, git revision, config and data hashes.
         self.provenance = Provenance(collect_provenance(cfg))
         self.checkpointer.add_checkpointable("provenance", self.provenance)
@@ -75,16 +167,66 @@ class BoneAgeTrainer(DefaultTrainer):
             self.provenance.write(os.path.join(cfg.OUTPUT_DIR, "provenance.json"))
 
     def train(self):
-        """Run training; return the last evaluation's results (``None`` if none ran)."""
-        super().train()
+        """Run training; return the last evaluation's results (``None`` if none ran).
+
+        A ``DivergenceError`` propagates with a note naming the last checkpoint on disk."""
+        try:
+            super().train()
+        except DivergenceError as e:
+            if self.checkpointer.has_checkpoint():
+                e.add_note(
+                    f"last checkpoint (finite weights): {self.checkpointer.get_checkpoint_file()}"
+                )
+            raise
         return getattr(self, "_last_eval_results", None)
 
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Detectron2's ``resume_or_load``, then a check that every rank starts at the same
+        iteration: each rank reads ``OUTPUT_DIR/last_checkpoint`` itself, so a machine that does
+        not see the main one's OUTPUT_DIR would silently start from scratch (DDP broadcast the
+        initial weights before loading) and the ranks would disagree on the iteration."""
+        super().resume_or_load(resume=resume)
+        if comm.get_world_size() > 1:
+            starts = comm.all_gather(self.start_iter)
+            if len(set(starts)) > 1:
+                raise RuntimeError(
+                    f"ranks start at different iterations {starts} (index = rank) after "
+                    f"resume_or_load(resume={resume}): every machine must see the same "
+                    f"OUTPUT_DIR ({self.cfg.OUTPUT_DIR}) with its last_checkpoint, e.g. on a "
+                    "shared file system"
+                )
+
+    def restart_data_loader(self, seed: int) -> None:
+        """Replace the training loader by a fresh one built with ``cfg.SEED = seed`` (the seed of
+        samplers that read it, e.g. ``RepeatFactorTrainingSampler``; ``TrainingSampler`` draws
+        its seed from the numpy RNG, which ``ExactResume`` has just re-seeded). Used by
+        ``ExactResume``; the old loader's iterator (and its workers) is dropped."""
+        cfg = self.cfg.clone()
+        cfg.defrost()
+        cfg.SEED = int(seed)
+        self._trainer.reset_data_loader(lambda: self.build_train_loader(cfg))
+
     def build_hooks(self):
-        """Detectron2's hooks, plus ``ReduceLROnPlateau`` right after ``EvalHook`` when
-        ``BONEAGE.SOLVER.PLATEAU.ENABLED``. The ``PeriodicCheckpointer`` then moves after it, so
-        a checkpoint written at an evaluation iteration holds that evaluation's LR decision
-        (Detectron2 checkpoints before evaluating; a resume would lose the reduction)."""
+        """Detectron2's hooks, plus:
+
+        - ``ExactResume`` first (``BONEAGE.TRAIN.EXACT_RESUME``);
+        - ``FiniteWeightsCheck`` right before the ``PeriodicCheckpointer`` (or ``EvalHook`` on
+          the ranks that do not checkpoint);
+        - ``ReduceLROnPlateau`` right after ``EvalHook`` when ``BONEAGE.SOLVER.PLATEAU.ENABLED``.
+          The ``PeriodicCheckpointer`` then moves after it, so a checkpoint written at an
+          evaluation iteration holds that evaluation's LR decision (Detectron2 checkpoints before
+          evaluating; a resume would lose the reduction).
+        """
         ret = super().build_hooks()
+        period = self.cfg.SOLVER.CHECKPOINT_PERIOD
+        first = next(
+            i
+            for i, h in enumerate(ret)
+            if isinstance(h, (d2_hooks.PeriodicCheckpointer, d2_hooks.EvalHook))
+        )
+        ret.insert(first, FiniteWeightsCheck(period))
+        if self.cfg.BONEAGE.TRAIN.EXACT_RESUME:
+            ret.insert(0, ExactResume(period, self.cfg.SEED))
         if not self.cfg.BONEAGE.SOLVER.PLATEAU.ENABLED:
             return ret
         plateau = ReduceLROnPlateau.from_config(self.cfg)
@@ -102,7 +244,11 @@ class BoneAgeTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=BoneAgeDatasetMapper(cfg, is_train=True))
+        """Detectron2's loader with our mapper; unreadable images it skipped are counted in the
+        ``data/skipped_images`` metric (``BONEAGE.DATA.ON_BAD_IMAGE``)."""
+        return with_skipped_image_metric(
+            build_detection_train_loader(cfg, mapper=BoneAgeDatasetMapper(cfg, is_train=True))
+        )
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

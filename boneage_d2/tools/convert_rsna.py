@@ -16,8 +16,10 @@ every skipped row with file, row, field and reason. The test split uses ``Bone a
 truth.xlsx`` (or its CSV re-save) when present, else ``boneage-test-dataset.csv`` (ages null).
 Masks come from ``<root>/masks`` when that folder exists, unless ``--derive-masks`` is given.
 
-Exit status: 0 on success, 1 with a one-line ``error: ...`` on a strict-mode failure or a
-missing input (no traceback), 2 on a usage error.
+Exit status: 0 on success, 1 with a one-line ``error: ...`` on a strict-mode failure, a
+missing input, an output that cannot be written, or a split that gives no image (no
+traceback), 2 on a usage error. With ``--rsna-root``, a split whose label file has no data rows
+(``make_phantom --num-test 0``) is written empty with a note instead.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..data.rsna import ConversionReport
 
 __all__ = ["build_parser", "cli", "main"]
 
@@ -90,6 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_input(path: str | os.PathLike, what: str, folder: bool = False) -> None:
+    """Raise an ``OSError`` naming ``path`` unless it is an existing file (folder)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    if folder and not p.is_dir():
+        raise NotADirectoryError(f"{path}: {what} is a file")
+    if not folder and p.is_dir():
+        raise IsADirectoryError(f"{path}: {what} is a folder")
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and write a probe file in it; raise ``OSError`` naming the
+    output (``what``) when either fails, before any work is done."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{what}: cannot write into {folder}: {existing} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OSError(f"{what}: folder {folder} is not writable ({e.strerror or e})") from None
+
+
 def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
     """The conversions to run, as keyword arguments of ``convert_split``; checks inputs exist."""
     from ..data.rsna import find_raw_splits
@@ -101,8 +133,7 @@ def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
         if not args.output_dir:
             parser.error("--rsna-root needs --output-dir")
         root = Path(args.rsna_root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: RSNA root folder not found")
+        _check_input(root, "RSNA root folder", folder=True)
         splits = find_raw_splits(root)
         if not splits:
             raise FileNotFoundError(
@@ -121,12 +152,14 @@ def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
                     "labels": s.labels,
                     "image_dir": s.images,
                     "output_json": Path(args.output_dir) / f"{s.name}.json",
+                    "allow_empty": True,
                     "keypoints": s.keypoints,
                     "mask_dir": mask_dir,
                     "split_name": s.name,
                     "require_age": s.require_age,
                 }
             )
+        _check_writable(Path(args.output_dir), f"--output-dir {args.output_dir}")
         return jobs
     if args.output_dir:
         parser.error("--output-dir goes with --rsna-root; use --output for one split")
@@ -136,11 +169,15 @@ def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
     if missing:
         parser.error(f"missing {', '.join(missing)} (or use --rsna-root)")
     for path, what in ((args.labels, "label file"), (args.keypoints, "keypoint file")):
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: {what} not found")
+        if path is not None:
+            _check_input(path, what)
     for path, what in ((args.images, "image folder"), (args.masks, "mask folder")):
-        if path is not None and not Path(path).is_dir():
-            raise FileNotFoundError(f"{path}: {what} not found")
+        if path is not None:
+            _check_input(path, what, folder=True)
+    output = Path(args.output)
+    if output.is_dir():
+        raise IsADirectoryError(f"--output {args.output} is a folder; give a .json file path")
+    _check_writable(Path(os.path.abspath(output)).parent, f"--output {args.output}")
     return [
         {
             "labels": args.labels,
@@ -149,20 +186,40 @@ def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
             "keypoints": args.keypoints,
             "mask_dir": args.masks,
             "split_name": args.split,
+            "allow_empty": False,
         }
     ]
+
+
+def _no_images(
+    report: ConversionReport, labels: str | os.PathLike, allow_empty: bool
+) -> str | None:
+    """The error for a conversion that gave no image (None when there are images, or when
+    ``allow_empty`` and the label file simply has no data rows)."""
+    if report.num_images > 0:
+        return None
+    name = Path(labels).name
+    if report.num_label_rows == 0:
+        if allow_empty:
+            print(f"  note: {name} has no data rows; {report.output_json} holds no images")
+            return None
+        return f"{name}: no data rows under the header; nothing to convert"
+    return (
+        f"{name}: none of its {report.num_label_rows} label rows gave an image "
+        f"(every row skipped; reasons in {report.report_path})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the converter; returns the exit status (0 ok, 1 bad input, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..data.image_io import ImageReadError
     from ..data.rsna import RSNAFormatError, convert_split
 
     try:
         jobs = _jobs(args, parser)
         for job in jobs:
+            allow_empty = job.pop("allow_empty")
             if len(jobs) > 1:
                 print(f"{job['split_name']}: labels from '{Path(job['labels']).name}'", flush=True)
             report = convert_split(
@@ -175,8 +232,12 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.quiet,
             )
             print(report.summary())
+            failure = _no_images(report, job["labels"], allow_empty)
+            if failure:
+                Path(report.output_json).unlink()  # an empty dataset is no result
+                raise RSNAFormatError(failure)
             print(f"  wrote {report.output_json}; report: {report.report_path}", flush=True)
-    except (RSNAFormatError, FileNotFoundError, NotADirectoryError, ImageReadError) as e:
+    except (RSNAFormatError, OSError) as e:  # OSError: missing input, unwritable output
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

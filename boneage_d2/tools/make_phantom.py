@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..data.phantom import DISTRACTOR_KINDS, PhantomConfig, generate_phantom_dataset
 
@@ -27,10 +28,17 @@ def _count(text: str) -> int:
 
 
 def _positive_int(text: str, minimum: int = 1) -> int:
-    n = _count(text)
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if n < minimum:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {n}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {n}")
     return n
+
+
+def _seed(text: str) -> int:
+    return _positive_int(text, 0)  # numpy seeds are >= 0
 
 
 def _long_side(text: str) -> int:
@@ -66,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=_count, required=True, help="training images")
     p.add_argument("--num-val", type=_count, required=True, help="validation images")
     p.add_argument("--num-test", type=_count, required=True, help="test images")
-    p.add_argument("--seed", type=int, required=True, help="random seed (output is deterministic)")
+    p.add_argument(
+        "--seed", type=_seed, required=True, help="random seed >= 0 (output is deterministic)"
+    )
     p.add_argument(
         "--image-long-side", type=_long_side, default=512, help="image long side in px [512]"
     )
@@ -97,7 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, generate the dataset, print a one-line summary; return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.num_train + args.num_val + args.num_test == 0:
+        parser.error("--num-train, --num-val and --num-test are all 0: nothing to generate")
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--output-dir {args.output_dir!r} is a file, not a folder")
     cfg = PhantomConfig(
         image_long_side=args.image_long_side,
         label_noise_months=args.label_noise_months,
@@ -117,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             progress=not args.no_progress,
         )
-    except (ValueError, OSError) as e:
+    except OSError as e:  # the generator reads nothing: any OSError is a failed write
+        print(
+            f"make_phantom: error: cannot write to --output-dir {args.output_dir!r}: {e}",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as e:
         print(f"make_phantom: error: {e}", file=sys.stderr)
         return 2
     s = summary["splits"]

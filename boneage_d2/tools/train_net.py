@@ -4,6 +4,10 @@ python tools/train_net.py --config-file configs/Global/R18-phantom-demo.yaml
 python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS out/model_final.pth
 python tools/train_net.py --config-file ... --resume
 python tools/train_net.py --config-file ... --num-gpus 2      # DDP (GLOO on CPU)
+python tools/train_net.py --config-file ... --num-machines 2 --machine-rank 0 --num-gpus 8 \
+    --dist-url tcp://<machine 0 address>:<port>                # then --machine-rank 1 on the other
+
+See docs/training.md ("Scaling out and reliability") for resume, divergence and determinism.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ from detectron2.engine import default_argument_parser, default_setup, launch
 
 import boneage_d2  # noqa: F401  (registers architectures and datasets)
 from boneage_d2.engine import BoneAgeTrainer, ConfigError, load_config, validate_config
+from boneage_d2.engine.trainer import configure_determinism
 
 __all__ = ["setup", "main", "cli"]
 
 
 def setup(args):
-    """Config from ``args`` (file + opts), validated, frozen, with Detectron2's default setup."""
+    """Config from ``args`` (file + opts), validated, frozen, with Detectron2's default setup
+    (logging, ``SEED + rank``, ``CUDNN_BENCHMARK``) and ``BONEAGE.TRAIN.DETERMINISTIC``."""
     cfg = load_config(args.config_file, args.opts)
     validate_config(cfg, training=not args.eval_only)
     cfg.freeze()
     default_setup(cfg, args)
+    configure_determinism(cfg)
     return cfg
 
 

@@ -31,6 +31,7 @@ setup(
             "boneage-convert-rsna=boneage_d2.tools.convert_rsna:cli",
             "boneage-make-phantom=boneage_d2.tools.make_phantom:cli",
             "boneage-visualize-data=boneage_d2.tools.visualize_data:cli",
+            "boneage-benchmark=boneage_d2.tools.benchmark:cli",
             "boneage-predict=boneage_d2.tools.predict:cli",
         ]
     },

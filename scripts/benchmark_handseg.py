@@ -4,8 +4,11 @@
 Both models are built from the same config (the plain one with META_ARCHITECTURE
 GeneralizedRCNN) and share the detector weights, so they find the same detections and the ratio
 is the cost of the bone-age branch (mask gating, crops, residual attention network). Runs are
-interleaved (A, B, A, B, ...) so a machine shared with other jobs slows both alike; the medians
-and their ratio are printed.
+interleaved (A B, B A, ...) so a machine shared with other jobs slows both alike; the medians
+and their ratio are printed. The building blocks (``synthetic_inputs``, ``plain_mask_rcnn``,
+``time_interleaved``) live in ``boneage_d2.tools.benchmark``, whose ``tools/benchmark.py`` runs
+this comparison at batch 1 and 8 beside the other models; this script adds trained weights and
+real images.
 
     python scripts/benchmark_handseg.py                                  # paper.yaml, 512 px
     python scripts/benchmark_handseg.py --config-file configs/HandSeg-RAN/R18-phantom-demo.yaml \
@@ -17,7 +20,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,28 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _synthetic_inputs(long_side: int, count: int) -> list[dict]:
-    """Bright hand-like blobs on a dark background, 4:3 portrait, uint8 [3, H, W]."""
-    import torch
-
-    h, w = long_side, int(long_side * 0.78)
-    inputs = []
-    for i in range(count):
-        g = torch.Generator().manual_seed(i)
-        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        blob = ((xx - w / 2) / (w / 3)) ** 2 + ((yy - h / 2) / (h / 2.4)) ** 2 <= 1
-        img = 20 + 150 * blob.float() + 20 * torch.rand((h, w), generator=g)
-        inputs.append(
-            {
-                "image": img.clamp(0, 255).to(torch.uint8).expand(3, h, w).clone(),
-                "male": i % 2 == 0,
-                "height": h,
-                "width": w,
-            }
-        )
-    return inputs
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
@@ -82,6 +62,7 @@ def main(argv=None) -> None:
     import boneage_d2.modeling.handseg_rcnn  # noqa: F401
     from boneage_d2.data import BoneAgeDatasetMapper
     from boneage_d2.engine import load_config
+    from boneage_d2.tools.benchmark import plain_mask_rcnn, synthetic_inputs, time_interleaved
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,31 +71,35 @@ def main(argv=None) -> None:
     model_a = build_model(cfg).eval()
     if args.weights:
         DetectionCheckpointer(model_a).load(args.weights)
-    plain_cfg = cfg.clone()
-    plain_cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
-    plain = build_model(plain_cfg).eval()
-    missing = plain.load_state_dict(model_a.state_dict(), strict=False).missing_keys
-    if missing:
-        sys.exit(f"plain Mask R-CNN weights missing from Model A: {missing[:5]}")
+    try:
+        plain = plain_mask_rcnn(cfg, model_a)
+    except KeyError as e:
+        sys.exit(str(e))
 
     if args.dataset:
         mapper = BoneAgeDatasetMapper(cfg, is_train=False)
         inputs = [mapper(r) for r in DatasetCatalog.get(args.dataset)[: args.images]]
     else:
-        inputs = _synthetic_inputs(cfg.BONEAGE.INPUT.LONG_SIDE_TEST, args.images)
+        inputs = synthetic_inputs(cfg.BONEAGE.INPUT.LONG_SIDE_TEST, args.images)
 
-    times = {"plain": [], "model_a": []}
+    # One image per round, cycling through the inputs; both models see the same image.
+    counter = {"plain": 0, "model_a": 0}
     crops = []
-    with torch.no_grad():
-        for i in range(args.warmup + args.reps):
-            x = inputs[i % len(inputs)]
-            for name, model in (("plain", plain), ("model_a", model_a)):
-                start = time.perf_counter()
-                out = model([x])[0]
-                if i >= args.warmup:
-                    times[name].append(time.perf_counter() - start)
-                if name == "model_a" and i >= args.warmup:
-                    crops.append(max(int(torch.isfinite(out["instances"].boneage).sum()), 1))
+
+    def run(name: str, model) -> None:
+        x = inputs[counter[name] % len(inputs)]
+        counter[name] += 1
+        out = model([x])[0]
+        if name == "model_a":
+            crops.append(max(int(torch.isfinite(out["instances"].boneage).sum()), 1))
+
+    with torch.inference_mode():
+        times = time_interleaved(
+            {"plain": lambda: run("plain", plain), "model_a": lambda: run("model_a", model_a)},
+            args.warmup,
+            args.reps,
+        )
+    crops = crops[args.warmup :]
     h, w = inputs[0]["image"].shape[-2:]
     plain_s = statistics.median(times["plain"])
     model_a_s = statistics.median(times["model_a"])

@@ -82,6 +82,9 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
     (nothing can be downloaded here); BONEAGE.DATA.ON_BAD_IMAGE is known; every dataset in
     DATASETS.TRAIN/TEST is registered and, for converted splits, its json exists and loads.
     """
+    steps = list(cfg.SOLVER.STEPS)
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ConfigError(f"SOLVER.STEPS={tuple(steps)} must be strictly increasing")
     policy = cfg.BONEAGE.DATA.ON_BAD_IMAGE
     if policy not in ON_BAD_IMAGE_CHOICES:
         raise ConfigError(

@@ -2,10 +2,14 @@
 
     python tools/demo.py --output-dir outputs/demo
 
-Each stage runs the project's own CLI (``make_phantom.py``, ``convert_rsna.py``, ``train_net.py``)
-in a subprocess with its log beside the results, so every step can be re-run by hand. Generated
-data is reused when it was made with the same settings. The report (``report.md``) holds the
-results table, with the mean predictor beside every model, and the plots.
+Each stage runs the project's own CLI (``make_phantom.py``, ``convert_rsna.py``, ``train_net.py``,
+``predict.py``) in a subprocess with its log beside the results, so every step can be re-run by
+hand; training progress is echoed as it goes. Generated data is reused when it was made with the
+same settings. The report (``report.md``) holds the results table, with the mean predictor beside
+every model, the plots, and sample overlays (ROI boxes, hand masks) and attention maps.
+
+The default iteration budgets (``DEMO_ITERS``) keep the whole job near 15 minutes on 2 CPU
+cores: enough to show every part working, not to converge (docs/*.md hold the longer runs).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,14 +29,31 @@ REPO = Path(__file__).resolve().parents[2]
 MODELS = {
     "global": ("Global baseline (R18, ordinal)", "configs/Global/R18-phantom-demo.yaml", []),
     "alanet": ("ALA-Net (R18 demo)", "configs/ALA-Net/R18-phantom-demo.yaml", []),
+    "handseg": ("HandSeg-RAN (R18 demo)", "configs/HandSeg-RAN/R18-phantom-demo.yaml", []),
 }
+# Iterations per model in the main job (``--iters`` overrides): the 15-minute budget.
+DEMO_ITERS = {"global": 100, "alanet": 100, "handseg": 200}
+NUM_SAMPLES = 4  # validation images drawn in the report
+_ITER_LINE = re.compile(r"eta: (\S+)\s+iter: (\d+)\s+total_loss: (\S+)")
 
 
-def _run(cmd: list[str], log_path: Path, env: dict | None = None) -> None:
+def _run(cmd: list[str], log_path: Path, env: dict | None = None, tag: str = "") -> None:
+    """Run ``cmd`` with its output in ``log_path``; training lines are echoed as progress."""
     print(f"$ {' '.join(str(c) for c in cmd)}\n  (log: {log_path})", flush=True)
     start = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, env=env, text=True
+        )
+        for line in proc.stdout:
+            log.write(line)
+            m = _ITER_LINE.search(line)
+            if m:
+                eta, it, loss = m.groups()
+                print(f"  [{tag}] iter {int(it) + 1}  loss {loss}  eta {eta}", flush=True)
+            elif "Running inference on" in line or "Start inference" in line:
+                print(f"  [{tag}] evaluating", flush=True)
+        proc.wait()
     if proc.returncode != 0:
         tail = "".join(open(log_path).readlines()[-25:])
         raise SystemExit(f"error: step failed (exit {proc.returncode}); end of {log_path}:\n{tail}")
@@ -113,6 +135,7 @@ def final_metrics(run_dir: Path) -> dict[str, float]:
 def train_model(name: str, args, out: Path, env: dict) -> Path:
     label, config, opts = MODELS[name]
     run_dir = out / name
+    iters = args.iters or DEMO_ITERS[name]
     cmd = [
         sys.executable,
         "tools/train_net.py",
@@ -123,24 +146,62 @@ def train_model(name: str, args, out: Path, env: dict) -> Path:
         str(run_dir),
         "SEED",
         str(args.seed),
-        "TEST.EVAL_PERIOD",
-        "0",
+        "TEST.EVAL_PERIOD",  # one evaluation, at the end (the plateau hook needs a period)
+        str(iters),
         "DATALOADER.NUM_WORKERS",
         str(args.workers),
+        "SOLVER.MAX_ITER",
+        str(iters),
+        "SOLVER.STEPS",
+        str(tuple(sorted({s for s in (int(iters * 0.67), int(iters * 0.87)) if 0 < s < iters}))),
+        "SOLVER.WARMUP_ITERS",
+        str(min(50, iters // 10)),
+        "SOLVER.CHECKPOINT_PERIOD",
+        str(iters),
     ]
-    if args.iters:
-        cmd += [
-            "SOLVER.MAX_ITER",
-            str(args.iters),
-            "SOLVER.STEPS",
-            f"({int(args.iters * 0.67)}, {int(args.iters * 0.87)})",
-        ]
-    print(f"[train] {label}", flush=True)
-    _run(cmd, out / f"train_{name}.log", env)
+    print(f"[train] {label}: {iters} iterations", flush=True)
+    _run(cmd, out / f"train_{name}.log", env, tag=name)
     return run_dir
 
 
-def write_report(out: Path, runs: dict[str, Path], val_name: str) -> Path:
+def draw_samples(name: str, run_dir: Path, files: list[Path], out: Path, env: dict) -> list[Path]:
+    """Overlays (and Model A's attention maps) of a few validation images via ``predict.py``."""
+    _, config, opts = MODELS[name]
+    pred_dir = out / "samples" / name
+    cmd = [sys.executable, "tools/predict.py", "--config-file", config]
+    cmd += ["--weights", str(run_dir / "model_final.pth"), "--output-dir", str(pred_dir)]
+    cmd += ["--sex-csv", str(run_dir.parent / "samples" / "sex.csv"), "--overlays"]
+    cmd += ["--attention"] if name == "handseg" else []
+    cmd += ["--num-workers", "0", "--input", *map(str, files), *opts]
+    _run(cmd, out / f"predict_{name}.log", env, tag=name)
+    return sorted((pred_dir / "overlays").glob("*.png")) + sorted(
+        (pred_dir / "attention").glob("*.png")
+    )
+
+
+def sample_files(data_root: Path, out: Path) -> list[Path]:
+    """The first ``NUM_SAMPLES`` validation images, with a sex CSV for ``predict.py``."""
+    from boneage_d2.data.catalog import load_boneage_json
+
+    records = load_boneage_json(data_root / "phantom" / "coco" / "val.json")[:NUM_SAMPLES]
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    rows = ["file,sex"] + [f"{r['file_name']},{'M' if r['male'] else 'F'}" for r in records]
+    (out / "samples" / "sex.csv").write_text("\n".join(rows) + "\n")
+    return [Path(r["file_name"]) for r in records]
+
+
+def final_iters(run_dir: Path) -> int:
+    """Iterations the run trained (its last ``iteration`` in metrics.json, plus one)."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return 0
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    return max((e["iteration"] for e in entries if "total_loss" in e), default=-1) + 1
+
+
+def write_report(
+    out: Path, runs: dict[str, Path], val_name: str, samples: dict[str, list[Path]], minutes: float
+) -> Path:
     from boneage_d2.report import (
         plot_mae_by_band_and_sex,
         plot_pred_vs_true,
@@ -177,6 +238,16 @@ def write_report(out: Path, runs: dict[str, Path], val_name: str) -> Path:
         "![MAE by age band and sex](mae_by_band_sex.png)",
         "",
     ]
+    for name, pngs in samples.items():
+        if pngs:
+            text += [f"## {MODELS[name][0]}: validation samples", ""]
+            text += [f"![{p.stem}]({p.relative_to(out)})" for p in pngs] + [""]
+    iters = {n: final_iters(d) for n, d in runs.items()}
+    text += [
+        f"Training iterations: {', '.join(f'{n} {i}' for n, i in iters.items())}. "
+        f"Whole job: {minutes:.1f} minutes.",
+        "",
+    ]
     path = out / "report.md"
     path.write_text("\n".join(text))
     return path
@@ -187,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output-dir", default="outputs/demo")
     p.add_argument("--datasets-root", default="datasets", help="where phantom/raw and coco go")
     p.add_argument("--models", default=",".join(MODELS), help=f"subset of {list(MODELS)}")
-    p.add_argument("--num-train", type=int, default=1500)
-    p.add_argument("--num-val", type=int, default=300)
-    p.add_argument("--num-test", type=int, default=50)
-    p.add_argument("--iters", type=int, default=0, help="override every model's SOLVER.MAX_ITER")
+    p.add_argument("--num-train", type=int, default=1000)
+    p.add_argument("--num-val", type=int, default=200)
+    p.add_argument("--num-test", type=int, default=20)
+    p.add_argument(
+        "--iters", type=int, default=0, help=f"every model's SOLVER.MAX_ITER (default {DEMO_ITERS})"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args(argv)
@@ -208,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     make_data(args, data_root, out)
     env = {"OMP_NUM_THREADS": "2", **os.environ, "BONEAGE_DATASETS": str(data_root)}
     runs = {m: train_model(m, args, out, env) for m in models}
-    report = write_report(out, runs, "phantom_boneage_val")
+    files = sample_files(data_root, out)
+    samples = {m: draw_samples(m, d, files, out, env) for m, d in runs.items() if m != "global"}
+    minutes = (time.time() - start) / 60
+    report = write_report(out, runs, "phantom_boneage_val", samples, minutes)
     print(f"\nreport: {report}  ({(time.time() - start) / 60:.1f} min in all)")
     print(report.read_text())
     return 0

@@ -117,6 +117,7 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
                 f"dataset {name!r} (DATASETS.TRAIN/TEST) is not registered{hint}. "
                 "Register it with boneage_d2.data.register_boneage_split(name, json_file)."
             )
+    for name in sets:
         _check_dataset_loads(name)
 
 

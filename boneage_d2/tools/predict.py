@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config_file, args.opts)
         if args.weights:
             cfg.MODEL.WEIGHTS = args.weights
+        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()  # prediction reads no registered data
         validate_config(cfg, training=False)
     except ConfigError as e:
         p.error(str(e))

@@ -32,7 +32,7 @@ MODELS = {
     "handseg": ("HandSeg-RAN (R18 demo)", "configs/HandSeg-RAN/R18-phantom-demo.yaml", []),
 }
 # Iterations per model in the main job (``--iters`` overrides): the 15-minute budget.
-DEMO_ITERS = {"global": 100, "alanet": 100, "handseg": 200}
+DEMO_ITERS = {"global": 80, "alanet": 80, "handseg": 150}
 NUM_SAMPLES = 4  # validation images drawn in the report
 _ITER_LINE = re.compile(r"eta: (\S+)\s+iter: (\d+)\s+total_loss: (\S+)")
 

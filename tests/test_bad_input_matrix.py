@@ -215,7 +215,7 @@ CONVERT_CASES: dict[str, tuple[Callable, int, list[str]]] = {
     ),
     "workers_zero": (
         lambda t, s: one_split(s, "--workers", "0"),
-        2, [r"argument --workers: expected at least 1 worker, got 0"],
+        2, [r"argument --workers: expected a worker count >= 1, got 0"],
     ),
     "roi_size_not_positive": (
         lambda t, s: one_split(s, "--roi-size", "-4"),

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..utils.io import atomic_write_json
+from .argtypes import int_at_least, number_above
 
 __all__ = [
     "INFERENCE_CASES",
@@ -732,34 +733,9 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------- CLI
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {n}")
-    return n
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {n}")
-    return n
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not x >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return x
+_positive_int = int_at_least(1)
+_nonneg_int = int_at_least(0)
+_nonneg_float = number_above(0, inclusive=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

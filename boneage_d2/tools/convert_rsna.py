@@ -31,30 +31,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .argtypes import int_at_least, number_above
+
 if TYPE_CHECKING:
     from ..data.rsna import ConversionReport
 
 __all__ = ["build_parser", "cli", "main"]
-
-
-def _positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not x > 0:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return x
-
-
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 worker, got {n}")
-    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,18 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--roi-size",
-        type=_positive_float,
+        type=number_above(0, inclusive=False),
         default=64.0,
         help="ROI box side in pixels at the reference long side (default 64)",
     )
     p.add_argument(
         "--roi-reference",
-        type=_positive_float,
+        type=number_above(0, inclusive=False),
         default=512,
         help="reference long side for --roi-size (default 512)",
     )
     p.add_argument("--strict", action="store_true", help="fail on the first bad row")
-    p.add_argument("--workers", type=_workers, default=1, help="processes for per-image work")
+    p.add_argument(
+        "--workers",
+        type=int_at_least(1, "a worker count"),
+        default=1,
+        help="processes for per-image work",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

@@ -13,50 +13,13 @@ import sys
 from pathlib import Path
 
 from ..data.phantom import DISTRACTOR_KINDS, PhantomConfig, generate_phantom_dataset
+from .argtypes import int_at_least, number_above
 
 __all__ = ["build_parser", "cli", "main"]
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {n}")
-    return n
-
-
-def _positive_int(text: str, minimum: int = 1) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < minimum:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {n}")
-    return n
-
-
-def _seed(text: str) -> int:
-    return _positive_int(text, 0)  # numpy seeds are >= 0
-
-
-def _long_side(text: str) -> int:
-    return _positive_int(text, 64)
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not x >= 0.0:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return x
-
-
 def _probability(text: str) -> float:
-    x = _nonneg_float(text)
+    x = number_above(0, inclusive=True)(text)
     if x > 1.0:
         raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
     return x
@@ -71,18 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
         "phantom_truth.json).",
     )
     p.add_argument("--output-dir", required=True, help="folder to write the raw layout into")
-    p.add_argument("--num-train", type=_count, required=True, help="training images")
-    p.add_argument("--num-val", type=_count, required=True, help="validation images")
-    p.add_argument("--num-test", type=_count, required=True, help="test images")
     p.add_argument(
-        "--seed", type=_seed, required=True, help="random seed >= 0 (output is deterministic)"
+        "--num-train", type=int_at_least(0, "a count"), required=True, help="training images"
     )
     p.add_argument(
-        "--image-long-side", type=_long_side, default=512, help="image long side in px [512]"
+        "--num-val", type=int_at_least(0, "a count"), required=True, help="validation images"
+    )
+    p.add_argument("--num-test", type=int_at_least(0, "a count"), required=True, help="test images")
+    p.add_argument(
+        "--seed",
+        type=int_at_least(0),
+        required=True,
+        help="random seed >= 0 (output is deterministic)",
+    )
+    p.add_argument(
+        "--image-long-side", type=int_at_least(64), default=512, help="image long side in px [512]"
     )
     p.add_argument(
         "--label-noise-months",
-        type=_nonneg_float,
+        type=number_above(0, inclusive=True),
         default=3.0,
         help="sd of the label noise around the appearance age, months [3]",
     )
@@ -100,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="normal",
         help="appearance-age distribution: RSNA-like normal(127, 42) or uniform [normal]",
     )
-    p.add_argument("--workers", type=_positive_int, default=1, help="parallel processes [1]")
+    p.add_argument("--workers", type=int_at_least(1), default=1, help="parallel processes [1]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

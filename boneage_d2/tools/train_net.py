@@ -16,6 +16,8 @@ import sys
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 import boneage_d2  # noqa: F401  (registers architectures and datasets)
 from boneage_d2.engine import BoneAgeTrainer, ConfigError, load_config, validate_config
@@ -31,6 +33,11 @@ def setup(args):
     validate_config(cfg, training=not args.eval_only)
     cfg.freeze()
     default_setup(cfg, args)
+    # Detectron2 sets up its own loggers only: ours (plateau decisions, skipped images, resume)
+    # would otherwise show warnings alone and never reach OUTPUT_DIR/log.txt.
+    setup_logger(
+        cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="boneage_d2", enable_propagation=True
+    )
     configure_determinism(cfg)
     return cfg
 

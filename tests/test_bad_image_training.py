@@ -49,12 +49,8 @@ def bad_dataset(tmp_path_factory) -> str:
 
 
 class _Trainer(BoneAgeTrainer):
-    """The wiring the trainer carries (the train loader reports skipped images); no checkpoints
-    (a few hundred MB of writes that these tests do not need)."""
-
-    @classmethod
-    def build_train_loader(cls, cfg):
-        return with_skipped_image_metric(super().build_train_loader(cfg))
+    """``BoneAgeTrainer`` (whose train loader reports skipped images) without checkpoints (a few
+    hundred MB of writes that these tests do not need)."""
 
     def build_hooks(self):
         return [h for h in super().build_hooks() if not isinstance(h, PeriodicCheckpointer)]

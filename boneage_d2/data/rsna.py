@@ -61,6 +61,7 @@ __all__ = [
     "RSNAFormatError",
     "RawSplit",
     "convert_split",
+    "parse_sex",
     "find_raw_splits",
     "read_keypoints",
     "read_labels",
@@ -341,7 +342,12 @@ def _parse_age(text: str) -> tuple[float | None, str | None]:
     return age, None
 
 
-def _parse_sex(text: str, is_male_column: bool) -> tuple[bool | None, str | None]:
+def parse_sex(text: str, is_male_column: bool) -> tuple[bool | None, str | None]:
+    """One RSNA sex cell -> ``(male, None)``, or ``(None, reason)`` when it cannot be read.
+
+    ``is_male_column``: the cell is from a ``male`` column (True/False, 1/0) rather than a
+    ``Sex`` column (M/F, male/female).
+    """
     table = _MALE_VALUES if is_male_column else _SEX_VALUES
     key = text.strip().lower()
     if is_male_column and key in ("1.0", "0.0"):
@@ -418,7 +424,7 @@ def read_labels(
                 problems.append((age_col[1], why))
             else:
                 age = float(parsed)  # type: ignore[arg-type]
-        male, why = _parse_sex(cell(sex_col[0]), is_male_column)
+        male, why = parse_sex(cell(sex_col[0]), is_male_column)
         if why:
             problems.append((sex_col[1], why))
         if problems:

@@ -73,7 +73,7 @@ def collect_inputs(patterns: list[str]) -> list[str]:
 def read_sex_csv(path: str) -> dict[str, bool]:
     """``{name: male}`` from a CSV with a file column and a ``sex`` or ``male`` column; keys are
     the value as written, its base name and its stem, so any of them matches an input file."""
-    from boneage_d2.data.rsna import _parse_sex
+    from boneage_d2.data.rsna import parse_sex
 
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -96,7 +96,7 @@ def read_sex_csv(path: str) -> dict[str, bool]:
             continue
         if len(row) <= max(file_col, sex_col):
             raise InputError(f"--sex-csv {path}, row {row_no}: too few columns")
-        male, err = _parse_sex(row[sex_col], header[sex_col] == "male")
+        male, err = parse_sex(row[sex_col], header[sex_col] == "male")
         if err:
             raise InputError(f"--sex-csv {path}, row {row_no}, field {rows[0][sex_col]!r}: {err}")
         name = row[file_col].strip()

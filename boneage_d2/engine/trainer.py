@@ -43,6 +43,7 @@ __all__ = [
     "build_boneage_optimizer",
     "create_ddp_model",
     "configure_determinism",
+    "sync_buffers_from_main",
 ]
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,20 @@ def configure_determinism(cfg) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def sync_buffers_from_main(model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    ``DefaultTrainer`` wraps the model in DDP with ``broadcast_buffers=False``, so each rank's
+    running statistics follow its own share of every batch, while the checkpoint holds rank 0's.
+    Evaluating each rank's share of the images with its own statistics would report numbers that
+    the saved model does not reproduce."""
+    if comm.get_world_size() == 1:
+        return
+    with torch.no_grad():
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+
+
 class BoneAgeTrainer(DefaultTrainer):
     """``DefaultTrainer`` with the bone-age mapper, Adam/AdamW, bone-age + COCO evaluation, and:
 
@@ -237,6 +252,13 @@ class BoneAgeTrainer(DefaultTrainer):
             ret.remove(h)
             ret.insert(ret.index(plateau) + 1, h)
         return ret
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """Detectron2's evaluation, every rank using the checkpointed (rank 0) BatchNorm
+        statistics: see ``sync_buffers_from_main``."""
+        sync_buffers_from_main(model)
+        return super().test(cfg, model, evaluators)
 
     @classmethod
     def build_optimizer(cls, cfg, model):

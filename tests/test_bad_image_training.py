@@ -100,7 +100,8 @@ def test_mapper_skips_warns_and_counts_then_carries_the_count(tmp_path, caplog):
     # A file is warned about once per process; later skips are still counted.
     caplog.clear()
     assert mapper(records[1]) is None and mapper(records[1]) is None
-    assert not caplog.records and mapper(records[0])[SKIPPED_IMAGES_KEY] == 2
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]  # DEBUG may show
+    assert not warned and mapper(records[0])[SKIPPED_IMAGES_KEY] == 2
 
 
 def test_map_dataset_retries_and_the_metric_sums_the_batches(tmp_path):

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # name -> (label, config, extra opts); the demo configs say what they change from the papers.
 MODELS = {
-    "global": ("Global baseline (R18, ordinal)", "configs/Global/R18-phantom-demo.yaml", []),
+    "global": ("Global baseline (R18, L1)", "configs/Global/R18-phantom-demo.yaml", []),
     "alanet": ("ALA-Net (R18 demo)", "configs/ALA-Net/R18-phantom-demo.yaml", []),
     "handseg": ("HandSeg-RAN (R18 demo)", "configs/HandSeg-RAN/R18-phantom-demo.yaml", []),
 }

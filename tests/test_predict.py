@@ -22,7 +22,17 @@ CONFIGS = {
     "handseg": REPO / "configs/HandSeg-RAN/R18-phantom-demo.yaml",
 }
 SMALL = {
-    "alanet": ["BONEAGE.INPUT.LONG_SIDE_TRAIN", "128", "BONEAGE.INPUT.LONG_SIDE_TEST", "128"],
+    # GN, not the demo's BN: a 16-bit file is percentile-windowed, i.e. contrast-stretched, and a
+    # 3-iteration BN model (near-initial running statistics) moves with that stretch while GN
+    # normalises it away, so the encodings' ages compare the decoding alone.
+    "alanet": [
+        "BONEAGE.INPUT.LONG_SIDE_TRAIN",
+        "128",
+        "BONEAGE.INPUT.LONG_SIDE_TEST",
+        "128",
+        "MODEL.RESNETS.NORM",
+        "GN",
+    ],
     "handseg": [
         "BONEAGE.INPUT.LONG_SIDE_TRAIN",
         "128",

@@ -401,6 +401,10 @@ def _nan_on_rank1_worker(rank: int, url: str, results) -> None:
     except DivergenceError as e:
         results.put((rank, str(e)))
     finally:
+        # Both ranks leave together: a rank that tears gloo down while its peer is still
+        # finishing the names all-gather aborts the peer ("terminate called without an
+        # active exception"), a teardown race outside the code under test.
+        dist.barrier()
         dist.destroy_process_group()
 
 

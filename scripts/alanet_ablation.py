@@ -60,6 +60,19 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     ),
     "full_coral": ("ALA-Net, CORAL ordinal layer", ["BONEAGE.ORDINAL.FORMULATION", "coral"]),
     "full_corn": ("ALA-Net, CORN ordinal loss", ["BONEAGE.ORDINAL.FORMULATION", "corn"]),
+    # CORN's conditional tasks at 1-month ranks see one negative per image among ~240 tasks;
+    # 12-month ranks (21, the order of CORN's published class counts) test whether that is why.
+    "full_corn_12mo": (
+        "ALA-Net, CORN, 12-month ranks (21)",
+        [
+            "BONEAGE.ORDINAL.FORMULATION",
+            "corn",
+            "BONEAGE.ORDINAL.NUM_RANKS",
+            "21",
+            "BONEAGE.ORDINAL.RANK_WIDTH_MONTHS",
+            "12.0",
+        ],
+    ),
 }
 
 

@@ -401,22 +401,23 @@ def _nan_on_rank1_worker(rank: int, url: str, results) -> None:
     except DivergenceError as e:
         results.put((rank, str(e)))
     finally:
-        # Both ranks leave together: a rank that tears gloo down while its peer is still
-        # finishing the names all-gather aborts the peer ("terminate called without an
-        # active exception"), a teardown race outside the code under test.
+        # Both ranks leave together, and the rendezvous is a file store (the caller passes a
+        # file:// url): with a TCP store, rank 0 hosts the store's server thread, and when it
+        # exits while rank 1 is still connected the C++ runtime aborts it ("terminate called
+        # without an active exception"), a torch teardown race outside the code under test.
         dist.barrier()
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_nonfinite_loss_on_one_rank_stops_every_rank():
+def test_nonfinite_loss_on_one_rank_stops_every_rank(tmp_path):
     """A NaN on rank 1 only raises on both ranks (Detectron2 checks rank 0's average alone, and
     the other ranks then wait for the launch timeout), naming the rank and the term."""
     ctx = torch.multiprocessing.get_context("spawn")
     results = ctx.SimpleQueue()
     procs = torch.multiprocessing.start_processes(
         _nan_on_rank1_worker,
-        args=(f"tcp://127.0.0.1:{_free_port()}", results),
+        args=(f"file://{tmp_path / 'rendezvous'}", results),
         nprocs=2,
         join=False,
         start_method="spawn",

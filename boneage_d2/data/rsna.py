@@ -1,38 +1,36 @@
-"""RSNA Pediatric Bone Age -> COCO json: label readers, keypoint readers and the split converter.
+"""RSNA Pediatric Bone Age -> COCO json: the split converter and the raw layout.
 
 The contract is ``docs/data.md`` (raw layout, pixel conventions, the converted json); the input
-formats are described in ``DATA_FORMATS.md`` of the design notes. In short:
+formats are described in ``DATA_FORMATS.md`` of the design notes. The pieces:
 
-- :func:`read_labels` reads any of the published RSNA label files (.csv or .xlsx) by header
-  name, never by position, and validates every row.
-- :func:`read_keypoints` reads BoNet-style COCO keypoint json (17 points, or any K) and
-  COCO-WholeBody hand annotations (21 points), detecting the format.
-- :func:`convert_split` joins labels, PNG headers, keypoints and optional hand masks into one
-  COCO json per split, atomically and deterministically, and reports every skipped row.
+- :func:`read_labels` (``label_files``) reads any of the published RSNA label files (.csv or
+  .xlsx) by header name, never by position, and validates every row.
+- :func:`read_keypoints` (``keypoint_files``) reads BoNet-style COCO keypoint json (17 points,
+  or any K) and COCO-WholeBody hand annotations (21 points), detecting the format.
+- :func:`convert_split` (here) joins labels, PNG headers, keypoints and optional hand masks into
+  one COCO json per split, atomically and deterministically, and reports every skipped row.
 
-Bad input never passes silently. Every problem is a :class:`BadRow` naming the file, the row and
-the field. Label rows are 1-based data rows (the first row under the header is row 1; a blank
-line still counts), keypoint rows are 1-based positions in the json's ``annotations`` list, and
-row 0 means the file itself (its header or its structure). By default a bad row is skipped and
-reported in ``<output stem>.skipped.csv``; ``strict=True`` raises :class:`RSNAFormatError` on the
-first one. Problems that make a whole file unusable (missing file, missing column, invalid json)
-raise in both modes.
+Bad input never passes silently. Every problem is a :class:`BadRow` (``input_problems``) naming
+the file, the row and the field. By default a bad row is skipped and reported in
+``<output stem>.skipped.csv``; ``strict=True`` raises :class:`RSNAFormatError` on the first one.
+Problems that make a whole file unusable (missing file, missing column, invalid json) raise in
+both modes.
 
 Image checks: existence, a readable header (for the size) and the PNG/JPEG trailer (a truncated
 file lacks it) are checked for every image without decoding pixels. Corruption inside the
 compressed data is only found where pixels are decoded anyway, i.e. when masks are derived
 (``derive_masks=True``).
+
+This module re-exports the readers' public names, so ``boneage_d2.data.rsna`` stays the one
+import for the whole pipeline.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
-import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import Pool
@@ -46,6 +44,32 @@ import pandas as pd
 from ..utils.io import atomic_open, sha1_file
 from . import hand_masks
 from .image_io import ImageReadError, check_image_complete, read_image_size, read_radiograph
+from .input_problems import (
+    ACTION_IMAGE_SKIPPED,
+    ACTION_KEYPOINTS_IGNORED,
+    ACTION_MASK_IGNORED,
+    ACTION_NOTE,
+    REPORT_COLUMNS,
+    BadRow,
+    ProblemLog,
+    RSNAFormatError,
+)
+from .keypoint_files import (
+    DEFAULT_NUM_KEYPOINTS,
+    HandKeypoints,
+    KeypointFile,
+    first_keypoint_outside,
+    read_keypoints,
+)
+from .label_files import (
+    AGE_HEADERS,
+    ID_HEADERS,
+    MALE_HEADERS,
+    MAX_AGE_MONTHS,
+    SEX_HEADERS,
+    parse_sex,
+    read_labels,
+)
 from .landmarks import default_landmark_names
 
 __all__ = [
@@ -53,16 +77,21 @@ __all__ = [
     "ACTION_KEYPOINTS_IGNORED",
     "ACTION_MASK_IGNORED",
     "ACTION_NOTE",
+    "AGE_HEADERS",
     "BadRow",
     "ConversionReport",
     "HandKeypoints",
+    "ID_HEADERS",
     "KeypointFile",
+    "MALE_HEADERS",
+    "MAX_AGE_MONTHS",
     "RAW_SPLITS",
     "RSNAFormatError",
     "RawSplit",
+    "SEX_HEADERS",
     "convert_split",
-    "parse_sex",
     "find_raw_splits",
+    "parse_sex",
     "read_keypoints",
     "read_labels",
     "roi_box",
@@ -70,644 +99,10 @@ __all__ = [
 
 # --- constants -----------------------------------------------------------------------------------
 
-MAX_AGE_MONTHS = 240.0  # RSNA ages run 1-228 months; anything above 20 years is an input error
 MIN_HAND_AREA_FRACTION = 0.01  # mask components smaller than this share of the image are dropped
 DEFAULT_ROI_SIZE_PX = 64.0  # ALA-Net: 64x64 ROI boxes ...
 DEFAULT_ROI_REFERENCE_LONG_SIDE = 512  # ... at a 512-px long side
-DEFAULT_NUM_KEYPOINTS = 17  # when a keypoint file says nothing about K
 COORD_DECIMALS = 4  # computed boxes/areas are rounded to this many decimals (stable json)
-
-# Accepted label headers, compared case-insensitively after trimming and collapsing whitespace.
-ID_HEADERS = ("id", "Image ID", "Case ID")
-AGE_HEADERS = ("boneage", "Bone Age (months)", "Ground truth bone age (months)")
-MALE_HEADERS = ("male",)
-SEX_HEADERS = ("Sex",)
-_MALE_VALUES = {"true": True, "false": False, "1": True, "0": False}
-_SEX_VALUES = {"m": True, "male": True, "f": False, "female": False}
-
-# What happened to the input a BadRow describes (the report's "action" column).
-ACTION_IMAGE_SKIPPED = "image skipped"
-ACTION_KEYPOINTS_IGNORED = "keypoints ignored"
-ACTION_MASK_IGNORED = "mask ignored"
-ACTION_NOTE = "note"  # informational, never raised in strict mode
-
-REPORT_COLUMNS = ("file", "row", "field", "action", "reason")
-FORMAT_BONET17 = "bonet17"
-FORMAT_WHOLEBODY21 = "wholebody21"
-
-
-# --- errors and report rows ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """One problem in the input: ``file`` (base name), 1-based ``row`` (0 = the file itself),
-    ``field`` (a column header or json key), ``reason``, and the ``action`` taken."""
-
-    file: str
-    row: int
-    field: str
-    reason: str
-    action: str = ACTION_IMAGE_SKIPPED
-
-    def __str__(self) -> str:
-        where = "row 0 (header)" if self.row == 0 else f"row {self.row}"
-        return f"{self.file} {where} field '{self.field}': {self.reason}"
-
-
-class RSNAFormatError(ValueError):
-    """Invalid RSNA input; the message names the file, row and field (``BadRow`` format)."""
-
-    def __init__(self, bad: BadRow | str):
-        if isinstance(bad, str):
-            super().__init__(bad)
-            self.bad = None
-        else:
-            super().__init__(str(bad))
-            self.bad = bad
-
-    @property
-    def file(self) -> str | None:
-        return self.bad.file if self.bad else None
-
-    @property
-    def row(self) -> int | None:
-        return self.bad.row if self.bad else None
-
-    @property
-    def field(self) -> str | None:
-        return self.bad.field if self.bad else None
-
-
-class _Issues:
-    """Collects BadRows; in strict mode the first non-note one raises ``RSNAFormatError``."""
-
-    def __init__(self, strict: bool, sink: list[BadRow] | None = None):
-        self.strict = strict
-        self.items: list[BadRow] = sink if sink is not None else []
-
-    def add(self, bad: BadRow) -> None:
-        if self.strict and bad.action != ACTION_NOTE:
-            raise RSNAFormatError(bad)
-        self.items.append(bad)
-
-    def extend(self, bads: Sequence[BadRow]) -> None:
-        for bad in bads:
-            self.add(bad)
-
-
-# --- label files ---------------------------------------------------------------------------------
-
-
-def _norm_header(text: Any) -> str:
-    return " ".join(str(text).replace("\ufeff", "").strip().lower().split())
-
-
-def _cell_text(value: Any) -> str:
-    """Spreadsheet/CSV cell as trimmed text (xlsx numbers and booleans rendered like a CSV)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return str(int(value))
-        return repr(value)
-    return str(value).strip()
-
-
-def _sniff_delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else ","
-
-
-def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    for encoding in ("utf-8-sig", "latin-1"):
-        try:
-            with open(path, newline="", encoding=encoding) as f:
-                text = f.read()
-            break
-        except UnicodeDecodeError:
-            continue
-    # Lines end at \n, \r\n or \r only, as in a text editor; str.splitlines would also break at
-    # \x0b, \x0c, \x1c-\x1e, \x85, \u2028, \u2029 inside a cell and shift every later row number.
-    lines = io.StringIO(text, newline="").readlines()
-    delimiter = _sniff_delimiter(next((ln for ln in lines if ln.strip()), ""))
-    reader = csv.reader(lines, delimiter=delimiter)
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[tuple[int, list[str]]] = []
-    for record in reader:
-        if not any(c.strip() for c in record):
-            continue
-        if header is None:
-            header, header_line = record, reader.line_num
-        else:
-            rows.append((reader.line_num - header_line, [c.strip() for c in record]))
-    return header or [], rows
-
-
-def _read_xlsx_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    import openpyxl
-
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        ws = wb.worksheets[0]
-        header: list[str] | None = None
-        header_row = 0
-        rows: list[tuple[int, list[str]]] = []
-        for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
-            cells = [_cell_text(v) for v in values]
-            if not any(cells):
-                continue
-            if header is None:
-                header, header_row = cells, number
-            else:
-                rows.append((number - header_row, cells))
-    finally:
-        wb.close()
-    return header or [], rows
-
-
-def _read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header cells and ``(data row number, cells)`` per non-empty row of a .csv/.xlsx file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: label file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm"):
-            return _read_xlsx_rows(path)
-        if suffix == ".xls":
-            raise RSNAFormatError(
-                BadRow(path.name, 0, "-", "old .xls workbooks are not supported; save as .xlsx")
-            )
-        return _read_csv_rows(path)
-    except RSNAFormatError:
-        raise
-    except Exception as e:  # zip/openpyxl/csv errors: the file as a whole is unreadable
-        raise RSNAFormatError(
-            BadRow(path.name, 0, "-", f"unreadable label file ({type(e).__name__}: {e})")
-        ) from e
-
-
-def _accepted(names: Sequence[str]) -> str:
-    return ", ".join(f"'{n}'" for n in names) + " (any case)"
-
-
-def _match_columns(
-    header: list[str], file: str, require_age: bool | None
-) -> dict[str, tuple[int, str] | None]:
-    """Map canonical fields (id, boneage, male, sex) to ``(column index, header text)``."""
-    groups = {
-        "id": ID_HEADERS,
-        "boneage": AGE_HEADERS,
-        "male": MALE_HEADERS,
-        "sex": SEX_HEADERS,
-    }
-    found: dict[str, tuple[int, str] | None] = dict.fromkeys(groups)
-    unknown: list[str] = []
-    for index, text in enumerate(header):
-        norm = _norm_header(text)
-        if not norm:
-            continue
-        for key, names in groups.items():
-            if norm in {_norm_header(n) for n in names}:
-                if found[key] is not None:
-                    raise RSNAFormatError(
-                        BadRow(
-                            file,
-                            0,
-                            text,
-                            f"two columns for the same field: '{found[key][1]}' and '{text}'",
-                        )
-                    )
-                found[key] = (index, text.strip())
-                break
-        else:
-            unknown.append(text.strip())
-    columns = ", ".join(f"'{c.strip()}'" for c in header if c.strip()) or "none"
-
-    def missing(fieldname: str, what: str, names: Sequence[str]) -> RSNAFormatError:
-        return RSNAFormatError(
-            BadRow(
-                file,
-                0,
-                fieldname,
-                f"no {what} column; accepted names: {_accepted(names)}; found columns: {columns}",
-            )
-        )
-
-    if found["id"] is None:
-        raise missing("id", "image id", ID_HEADERS)
-    if found["male"] is not None and found["sex"] is not None:
-        raise RSNAFormatError(
-            BadRow(
-                file,
-                0,
-                found["sex"][1],
-                f"both '{found['male'][1]}' and '{found['sex'][1]}' columns; keep one",
-            )
-        )
-    if found["male"] is None and found["sex"] is None:
-        raise missing("male", "sex", MALE_HEADERS + SEX_HEADERS)
-    if found["boneage"] is None and (require_age or (require_age is None and unknown)):
-        # With unrecognised columns present, a missing age column is most likely a renamed one.
-        raise missing("boneage", "bone-age", AGE_HEADERS)
-    return found
-
-
-_INT_RE = re.compile(r"^\+?\d+(\.0*)?$")
-
-
-def _parse_id(text: str) -> tuple[str | None, str | None]:
-    if text == "":
-        return None, "missing value"
-    if not _INT_RE.match(text):
-        return None, f"value {text!r} is not an integer id"
-    return str(int(text.split(".", 1)[0])), None  # not via float: exact for any length
-
-
-def _parse_age(text: str) -> tuple[float | None, str | None]:
-    if text == "":
-        return None, "missing value (NaN)"
-    try:
-        age = float(text)
-    except ValueError:
-        return None, f"value {text!r} is not a number"
-    if not math.isfinite(age):
-        return None, f"value {text!r} is not a finite number"
-    if age < 0 or age > MAX_AGE_MONTHS:
-        return None, f"value {text!r} is outside 0-{MAX_AGE_MONTHS:g} months"
-    return age, None
-
-
-def parse_sex(text: str, is_male_column: bool) -> tuple[bool | None, str | None]:
-    """One RSNA sex cell -> ``(male, None)``, or ``(None, reason)`` when it cannot be read.
-
-    ``is_male_column``: the cell is from a ``male`` column (True/False, 1/0) rather than a
-    ``Sex`` column (M/F, male/female).
-    """
-    table = _MALE_VALUES if is_male_column else _SEX_VALUES
-    key = text.strip().lower()
-    if is_male_column and key in ("1.0", "0.0"):
-        key = key[0]
-    if key == "":
-        return None, "missing value"
-    if key not in table:
-        accepted = (
-            "True/False, TRUE/FALSE, true/false, 1/0" if is_male_column else "M/F, male/female"
-        )
-        return None, f"value {text!r} is not a known sex encoding (accepted: {accepted})"
-    return table[key], None
-
-
-def read_labels(
-    path: str | os.PathLike,
-    *,
-    strict: bool = False,
-    require_age: bool | None = None,
-    bad_rows: list[BadRow] | None = None,
-) -> pd.DataFrame:
-    """Read an RSNA label file (.csv or .xlsx) by header name and validate every row.
-
-    Accepted headers (case-insensitive, whitespace-trimmed; any column order):
-    id: ``id``, ``Image ID``, ``Case ID``; age (months): ``boneage``, ``Bone Age (months)``,
-    ``Ground truth bone age (months)``; sex: ``male`` (True/False, TRUE/FALSE, true/false, 1/0)
-    or ``Sex`` (M/F, male/female). Other columns are ignored.
-
-    ``require_age``: True = an age column must exist (train/val), False = never required (ages
-    become NaN when absent, e.g. ``boneage-test-dataset.csv``), None = required only when the
-    file has unrecognised columns (a renamed age column).
-
-    Returns a DataFrame with columns ``id`` (str of the integer id), ``boneage`` (float months,
-    NaN when the file has no ages), ``male`` (bool), ``row`` (1-based data row in the file).
-    ``df.attrs`` carries ``source`` (path), ``source_name``, ``fields`` (the header used for each
-    field), ``num_rows`` and ``bad_rows``.
-
-    Bad rows (non-integer id, age not a finite number in 0-240, unknown sex value, duplicate id:
-    the later row) are dropped and appended to ``bad_rows`` (and ``attrs['bad_rows']``), or
-    raise ``RSNAFormatError`` with ``strict=True``. A missing or unreadable file, a missing or
-    ambiguous column raise in both modes (FileNotFoundError / RSNAFormatError).
-    """
-    path = Path(path)
-    name = path.name
-    header, rows = _read_table(path)
-    cols = _match_columns(header, name, require_age)
-    issues = _Issues(strict)
-    id_idx, id_field = cols["id"]  # type: ignore[misc]
-    age_col = cols["boneage"]
-    sex_col = cols["male"] or cols["sex"]
-    is_male_column = cols["male"] is not None
-    assert sex_col is not None
-
-    ids: list[str] = []
-    ages: list[float] = []
-    males: list[bool] = []
-    row_numbers: list[int] = []
-    first_row: dict[str, int] = {}
-    for number, cells in rows:
-
-        def cell(index: int, cells: list[str] = cells) -> str:
-            return cells[index].strip() if index < len(cells) else ""
-
-        problems: list[tuple[str, str]] = []
-        rid, why = _parse_id(cell(id_idx))
-        if why:
-            problems.append((id_field, why))
-        elif rid in first_row:
-            problems.append((id_field, f"duplicate id {rid} (first at row {first_row[rid]})"))
-        age = math.nan
-        if age_col is not None:
-            parsed, why = _parse_age(cell(age_col[0]))
-            if why:
-                problems.append((age_col[1], why))
-            else:
-                age = float(parsed)  # type: ignore[arg-type]
-        male, why = parse_sex(cell(sex_col[0]), is_male_column)
-        if why:
-            problems.append((sex_col[1], why))
-        if problems:
-            for fieldname, reason in problems:
-                issues.add(BadRow(name, number, fieldname, reason))
-            continue
-        assert rid is not None and male is not None
-        first_row[rid] = number
-        ids.append(rid)
-        ages.append(age)
-        males.append(male)
-        row_numbers.append(number)
-
-    df = pd.DataFrame(
-        {
-            "id": pd.Series(ids, dtype=object),
-            "boneage": pd.Series(ages, dtype=np.float64),
-            "male": pd.Series(males, dtype=bool),
-            "row": pd.Series(row_numbers, dtype=np.int64),
-        }
-    )
-    if bad_rows is not None:
-        bad_rows.extend(issues.items)
-    df.attrs.update(
-        {
-            "source": os.fspath(path),
-            "source_name": name,
-            "fields": {
-                "id": id_field,
-                "boneage": age_col[1] if age_col else None,
-                "male": sex_col[1],
-            },
-            "num_rows": len(rows),
-            "bad_rows": list(issues.items),
-        }
-    )
-    return df
-
-
-# --- keypoint files ------------------------------------------------------------------------------
-
-
-@dataclass
-class HandKeypoints:
-    """One annotated hand from a keypoint file (COCO convention: pixel-index x, y).
-
-    ``keypoints``: (K, 3) float array of x, y, v; ``bbox``: the file's hand box ``[x, y, w, h]``
-    or None; ``image_size``: (W, H) stated by the json (None when absent); ``row``: 1-based
-    index in the json's ``annotations``; ``hand``: ``"left"``/``"right"`` for WholeBody files.
-    """
-
-    rsna_id: str
-    row: int
-    keypoints: np.ndarray
-    bbox: list[float] | None = None
-    image_size: tuple[int, int] | None = None
-    hand: str | None = None
-
-    @property
-    def num_visible(self) -> int:
-        return int((self.keypoints[:, 2] > 0).sum())
-
-
-@dataclass
-class KeypointFile:
-    """A parsed keypoint json: ``format`` (``bonet17``, ``wholebody21`` or ``coco<K>``),
-    ``num_keypoints`` K, ``keypoint_names`` (our default names for K), ``hands`` by RSNA id
-    (images with usable keypoints), ``no_keypoints`` (RSNA id -> row of annotations that mark
-    "no keypoints": all-zero points or a zero-width box) and ``issues`` (bad rows and notes)."""
-
-    path: str
-    name: str
-    format: str
-    num_keypoints: int
-    keypoint_names: tuple[str, ...]
-    hands: dict[str, HandKeypoints] = field(default_factory=dict)
-    no_keypoints: dict[str, int] = field(default_factory=dict)
-    issues: list[BadRow] = field(default_factory=list)
-
-
-def _as_float_list(values: Any) -> list[float] | None:
-    """A json list of numbers as floats; None for anything else (strings, booleans, nulls)."""
-    if not isinstance(values, (list, tuple)):
-        return None
-    if not values:
-        return []
-    arr = np.asarray(values) if all(type(v) in (int, float) for v in values) else None
-    if arr is None or arr.dtype.kind not in "iuf" or arr.ndim != 1:
-        return None
-    return arr.astype(np.float64).tolist()
-
-
-def _outside(kps: np.ndarray, width: int, height: int) -> tuple[int, float, float] | None:
-    """First visible keypoint outside the image (pixel-index range [-0.5, W-0.5]), if any."""
-    for j, (x, y, v) in enumerate(kps.tolist()):
-        if v > 0 and not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
-            return j, x, y
-    return None
-
-
-def _detect_num_keypoints(data: dict, annotations: list, wholebody: bool) -> int:
-    if wholebody:
-        lengths = [
-            len(a[k])
-            for a in annotations
-            if isinstance(a, dict)
-            for k in ("lefthand_kpts", "righthand_kpts")
-            if isinstance(a.get(k), list) and a.get(k)
-        ]
-    else:
-        categories = data.get("categories")
-        for cat in categories if isinstance(categories, list) else []:
-            if isinstance(cat, dict) and isinstance(cat.get("keypoints"), list):
-                if cat["keypoints"]:
-                    return len(cat["keypoints"])
-        lengths = [
-            len(a["keypoints"])
-            for a in annotations
-            if isinstance(a, dict) and isinstance(a.get("keypoints"), list) and a["keypoints"]
-        ]
-    lengths = [n for n in lengths if n % 3 == 0]
-    if not lengths:
-        return 21 if wholebody else DEFAULT_NUM_KEYPOINTS
-    counts = Counter(lengths)
-    best = max(counts.values())
-    return min(n for n, c in counts.items() if c == best) // 3
-
-
-def read_keypoints(
-    path: str | os.PathLike, *, strict: bool = False, bad_rows: list[BadRow] | None = None
-) -> KeypointFile:
-    """Read a hand-keypoint json, detecting its format.
-
-    (a) BoNet-style COCO keypoints: ``annotations[i].keypoints`` with K points (K from the
-    categories' ``keypoints`` names, else the most common length in the data), ``bbox`` the hand
-    box; (b) COCO-WholeBody hands: ``lefthand_kpts``/``righthand_kpts`` (21 x 3 numbers),
-    ``*_valid``, ``*_box``; the valid hand is used, the left one when both are valid (reported as
-    a note). Annotations join images through ``images[].file_name`` (its stem is the RSNA id),
-    never through the json's own ids. All-zero keypoints, no visible point or a zero-width box
-    mean "no keypoints" for that image.
-
-    Bad rows (wrong number of values, non-numeric values, visibility not 0/1/2, visible points
-    outside the image size the json states, unknown image, a second hand for one image) are
-    left out and reported (``issues``, ``bad_rows``), or raise ``RSNAFormatError`` with
-    ``strict=True``. A missing file or invalid json raises in both modes.
-    """
-    path = Path(path)
-    name = path.name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: keypoint file not found")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        # ValueError: JSONDecodeError, or an integer beyond Python's digit limit;
-        # RecursionError: nesting deeper than the json module follows.
-        raise RSNAFormatError(BadRow(name, 0, "-", f"not valid json ({e})")) from e
-    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
-        raise RSNAFormatError(BadRow(name, 0, "annotations", "no 'annotations' list"))
-    if not isinstance(data.get("images"), list):
-        raise RSNAFormatError(BadRow(name, 0, "images", "no 'images' list"))
-    annotations: list = data["annotations"]
-    images = {str(im.get("id")): im for im in data["images"] if isinstance(im, dict)}
-    wholebody = any(
-        isinstance(a, dict) and ("lefthand_kpts" in a or "righthand_kpts" in a) for a in annotations
-    )
-    k = _detect_num_keypoints(data, annotations, wholebody)
-    if wholebody:
-        fmt = FORMAT_WHOLEBODY21 if k == 21 else f"wholebody{k}"
-    else:
-        fmt = FORMAT_BONET17 if k == 17 else f"coco{k}"
-    out = KeypointFile(os.fspath(path), name, fmt, k, default_landmark_names(k))
-    issues = _Issues(strict, out.issues)
-
-    def bad(row: int, fieldname: str, reason: str, action: str = ACTION_KEYPOINTS_IGNORED) -> None:
-        issues.add(BadRow(name, row, fieldname, reason, action))
-
-    for row, ann in enumerate(annotations, start=1):
-        if not isinstance(ann, dict):
-            bad(row, "-", "annotation is not an object")
-            continue
-        image = images.get(str(ann.get("image_id")))
-        if image is None:
-            bad(row, "image_id", f"image_id {ann.get('image_id')!r} is not in the json's images")
-            continue
-        file_name = image.get("file_name")
-        stem = Path(str(file_name)).stem if file_name else ""
-        rsna_id, why = _parse_id(stem)
-        if why or rsna_id is None:
-            bad(row, "file_name", f"file_name {file_name!r} is not '<RSNA id>.png'")
-            continue
-        size = None
-        w, h = image.get("width"), image.get("height")
-        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
-            size = (w, h)
-
-        if wholebody:
-            chosen = []
-            for side in ("left", "right"):
-                values = ann.get(f"{side}hand_kpts")
-                box = _as_float_list(ann.get(f"{side}hand_box"))
-                usable = (
-                    bool(ann.get(f"{side}hand_valid"))
-                    and isinstance(values, list)
-                    and any(v != 0 for v in values if isinstance(v, (int, float)))
-                    and not (box is not None and len(box) == 4 and (box[2] <= 0 or box[3] <= 0))
-                )
-                if usable:
-                    chosen.append(side)
-            if not chosen:
-                out.no_keypoints.setdefault(rsna_id, row)
-                continue
-            side = chosen[0]
-            if len(chosen) == 2:
-                bad(
-                    row,
-                    "lefthand_valid",
-                    "both hands are valid; the left hand is used",
-                    ACTION_NOTE,
-                )
-            kp_field, box_field = f"{side}hand_kpts", f"{side}hand_box"
-            values = _as_float_list(ann.get(kp_field))
-            box = _as_float_list(ann.get(box_field))
-        else:
-            side = None
-            kp_field, box_field = "keypoints", "bbox"
-            raw = ann.get("keypoints")
-            if raw is None or raw == []:
-                out.no_keypoints.setdefault(rsna_id, row)
-                continue
-            values = _as_float_list(raw)
-            box = _as_float_list(ann.get("bbox"))
-
-        if values is None or not all(math.isfinite(v) for v in values):
-            bad(row, kp_field, "keypoints are not a list of finite numbers")
-            continue
-        if len(values) != 3 * k:
-            bad(
-                row,
-                kp_field,
-                f"wrong keypoint count: {len(values)} numbers ({len(values) / 3:g} points), "
-                f"expected {3 * k} ({k} points)",
-            )
-            continue
-        kps = np.asarray(values, dtype=np.float64).reshape(k, 3)
-        if not np.isin(kps[:, 2], (0.0, 1.0, 2.0)).all():
-            bad(row, kp_field, "visibility flags must be 0, 1 or 2")
-            continue
-        if ann.get(box_field) is not None and (
-            box is None or len(box) != 4 or not all(math.isfinite(v) for v in box)
-        ):
-            bad(row, box_field, "box is not [x, y, w, h]")
-            continue
-        if not kps.any() or not (kps[:, 2] > 0).any():
-            out.no_keypoints.setdefault(rsna_id, row)
-            continue
-        if box is not None and (box[2] <= 0 or box[3] <= 0):
-            out.no_keypoints.setdefault(rsna_id, row)
-            continue
-        if size is not None:
-            hit = _outside(kps, *size)
-            if hit is not None:
-                j, x, y = hit
-                bad(
-                    row,
-                    kp_field,
-                    f"keypoint {j} (x={x:g}, y={y:g}) is outside the {size[0]}x{size[1]} image",
-                )
-                continue
-        if rsna_id in out.hands:
-            first = out.hands[rsna_id].row
-            bad(
-                row,
-                kp_field,
-                f"second hand with keypoints for image {rsna_id} (first: row {first})",
-            )
-            continue
-        out.hands[rsna_id] = HandKeypoints(rsna_id, row, kps, box, size, side)
-    for rsna_id in out.hands:
-        out.no_keypoints.pop(rsna_id, None)
-    if bad_rows is not None:
-        bad_rows.extend(out.issues)
-    return out
 
 
 # --- geometry ------------------------------------------------------------------------------------
@@ -875,7 +270,7 @@ def _convert_image(job: _ImageJob) -> _ImageResult:
     if hand is not None:
         assert job.keypoints_name is not None
         kp_field = f"{hand.hand}hand_kpts" if hand.hand else "keypoints"
-        hit = _outside(hand.keypoints, width, height)
+        hit = first_keypoint_outside(hand.keypoints, width, height)
         if hand.image_size is not None and hand.image_size != (width, height):
             res.issues.append(
                 BadRow(
@@ -1140,7 +535,7 @@ def convert_split(
         if report_path
         else output_json.with_name(f"{output_json.stem}.skipped.csv")
     )
-    issues = _Issues(strict)
+    issues = ProblemLog(strict)
 
     # labels
     df, labels_name, id_field, labels_source, label_bad = _labels_frame(labels, strict, require_age)

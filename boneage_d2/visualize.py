@@ -34,7 +34,8 @@ def draw_prediction(gray: np.ndarray, output: dict, male: bool, scale: float = 1
     """An RGB image of one prediction over its radiograph (uint8 [H, W], original pixels).
 
     Draws what the model returned: hand masks and boxes with each hand's score and age (Model A),
-    or the anatomical ROI boxes with their rank by objectness (ALA-Net: the RPN's proposals are
+    or the anatomical ROI boxes with their rank by objectness and, after a colon, the ROI's own
+    age in months from the patch head (ALA-Net: the RPN's proposals are
     class-agnostic, so a predicted box has no landmark name; ``visualize_data.py`` draws the
     named ground truth), and the image-level age, sex and flags.
     """
@@ -52,9 +53,11 @@ def draw_prediction(gray: np.ndarray, output: dict, male: bool, scale: float = 1
             ]
             vis.overlay_instances(masks=inst.pred_masks.numpy(), boxes=boxes, labels=labels)
         else:
+            ages = inst.patch_boneage.tolist() if inst.has("patch_boneage") else None
             for rank, box in enumerate(boxes):
+                label = str(rank + 1) if ages is None else f"{rank + 1}: {ages[rank]:.0f}"
                 vis.draw_box(box, edge_color=ROI_COLOR, alpha=0.8)
-                vis.draw_text(str(rank + 1), tuple(box[:2]), color=ROI_COLOR, font_size=font * 0.6)
+                vis.draw_text(label, tuple(box[:2]), color=ROI_COLOR, font_size=font * 0.6)
     age = output.get("boneage")
     caption = age_caption(None if age is None else float(age), male, prefix="predicted: ")
     flags = output.get("flags") or []

@@ -123,7 +123,16 @@ def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp
         if model == "handseg":
             assert int(row["num_hands"]) == len(rec["hand_ages_months"])
         else:
-            assert int(row["num_rois"]) == 17
+            assert int(row["num_rois"]) == 17 == len(rec["rois"])
+            ages = [float(a) for a in row["roi_ages_months"].split(";")]
+            assert ages == pytest.approx([r["age_months"] for r in rec["rois"]])
+            assert all(0 <= a <= 240 for a in ages)
+            scores = [r["score"] for r in rec["rois"]]
+            assert scores == sorted(scores, reverse=True)
+            h, w = read_radiograph(img).shape
+            for r in rec["rois"]:
+                x0, y0, x1, y1 = r["box_xyxy"]
+                assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
         drawn = cv2.imread(str(out / "overlays" / f"{img.stem}.png"))
         original = cv2.cvtColor(read_radiograph(img), cv2.COLOR_GRAY2BGR)
         assert drawn.shape == original.shape

@@ -128,7 +128,9 @@ def prediction_record(inp: dict, output: dict | None) -> dict:
 
     Keys: ``file``, ``sex`` (M/F), ``boneage_months``, ``boneage_years``; for Model A
     ``num_hands`` and ``hand_ages_months`` (per detected hand, by score; None = not assessed);
-    for ALA-Net ``num_rois``; ``flags`` (e.g. ``no_hand_found``, ``unreadable``) and ``error``.
+    for ALA-Net ``num_rois``, ``roi_ages_months`` (each ROI's own age from the patch head, by
+    objectness) and ``rois`` (``box_xyxy`` in original pixels, ``score``, ``age_months``);
+    ``flags`` (e.g. ``no_hand_found``, ``unreadable``) and ``error``.
     """
     rec: dict = {
         "file": os.fspath(inp["file_name"]),
@@ -149,6 +151,14 @@ def prediction_record(inp: dict, output: dict | None) -> dict:
         rec["num_hands"] = len(inst)
         ages = inst.boneage.tolist() if inst.has("boneage") else [math.nan] * len(inst)
         rec["hand_ages_months"] = [_months(a) for a in ages]
-    elif inst is not None:  # anatomical ROI boxes (ALA-Net)
+    elif inst is not None:  # anatomical ROI boxes (ALA-Net), by objectness
         rec["num_rois"] = len(inst)
+        ages = inst.patch_boneage.tolist() if inst.has("patch_boneage") else [math.nan] * len(inst)
+        rec["roi_ages_months"] = [_months(a) for a in ages]
+        rec["rois"] = [
+            {"box_xyxy": [round(v, 1) for v in box], "score": round(score, 4), "age_months": age}
+            for box, score, age in zip(
+                inst.pred_boxes.tensor.tolist(), inst.scores.tolist(), rec["roi_ages_months"]
+            )
+        ]
     return rec

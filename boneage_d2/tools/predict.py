@@ -36,6 +36,7 @@ CSV_COLUMNS = (
     "num_hands",
     "hand_ages_months",
     "num_rois",
+    "roi_ages_months",
     "flags",
     "error",
 )
@@ -137,7 +138,8 @@ def output_names(files: list[str]) -> list[str]:
 
 
 def write_tables(out_dir: Path, records: list[dict], meta: dict) -> None:
-    """``predictions.csv`` (lists joined by ';') and ``predictions.json``, both atomically."""
+    """``predictions.csv`` (lists joined by ';') and ``predictions.json`` (which alone carries
+    ALA-Net's per-ROI boxes and scores), both atomically."""
     from boneage_d2.utils.io import atomic_open, atomic_write_json
 
     with atomic_open(out_dir / "predictions.csv", newline="") as f:
@@ -145,7 +147,7 @@ def write_tables(out_dir: Path, records: list[dict], meta: dict) -> None:
         writer.writeheader()
         for rec in records:
             row = {k: rec.get(k, "") for k in CSV_COLUMNS}
-            for k in ("hand_ages_months", "flags"):
+            for k in ("hand_ages_months", "roi_ages_months", "flags"):
                 if isinstance(row[k], list):
                     row[k] = ";".join("" if v is None else str(v) for v in row[k])
             writer.writerow({k: "" if v is None else v for k, v in row.items()})

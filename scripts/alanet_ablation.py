@@ -58,6 +58,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
             "False",
         ],
     ),
+    # Table 2 has the age task helping the RPN; here it costs ROI AP (vanilla_rpn). The age
+    # losses are 7-12x the RPN's, so this row weights the RPN up to test whether that is why.
+    "full_rpn_x5": ("ALA-Net, RPN loss weight 5", ["MODEL.RPN.LOSS_WEIGHT", "5.0"]),
     "full_coral": ("ALA-Net, CORAL ordinal layer", ["BONEAGE.ORDINAL.FORMULATION", "coral"]),
     "full_corn": ("ALA-Net, CORN ordinal loss", ["BONEAGE.ORDINAL.FORMULATION", "corn"]),
     # CORN's conditional tasks at 1-month ranks see one negative per image among ~240 tasks;

@@ -123,6 +123,13 @@ def _months(value) -> float | None:
     return round(v, 2) if math.isfinite(v) else None
 
 
+def _instance_months(inst, field: str) -> list[float | None]:
+    """Per-instance ages of ``inst.<field>`` as :func:`_months` (all None without the field)."""
+    if not inst.has(field):
+        return [None] * len(inst)
+    return [_months(a) for a in inst.get(field).tolist()]
+
+
 def prediction_record(inp: dict, output: dict | None) -> dict:
     """One image's prediction as plain data (the rows of predict.py's CSV and JSON).
 
@@ -149,12 +156,10 @@ def prediction_record(inp: dict, output: dict | None) -> dict:
     inst = output.get("instances")
     if inst is not None and inst.has("pred_masks"):  # hands (Model A)
         rec["num_hands"] = len(inst)
-        ages = inst.boneage.tolist() if inst.has("boneage") else [math.nan] * len(inst)
-        rec["hand_ages_months"] = [_months(a) for a in ages]
+        rec["hand_ages_months"] = _instance_months(inst, "boneage")
     elif inst is not None:  # anatomical ROI boxes (ALA-Net), by objectness
         rec["num_rois"] = len(inst)
-        ages = inst.patch_boneage.tolist() if inst.has("patch_boneage") else [math.nan] * len(inst)
-        rec["roi_ages_months"] = [_months(a) for a in ages]
+        rec["roi_ages_months"] = _instance_months(inst, "patch_boneage")
         rec["rois"] = [
             {"box_xyxy": [round(v, 1) for v in box], "score": round(score, 4), "age_months": age}
             for box, score, age in zip(

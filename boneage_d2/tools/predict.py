@@ -147,9 +147,9 @@ def write_tables(out_dir: Path, records: list[dict], meta: dict) -> None:
         writer.writeheader()
         for rec in records:
             row = {k: rec.get(k, "") for k in CSV_COLUMNS}
-            for k in ("hand_ages_months", "roi_ages_months", "flags"):
-                if isinstance(row[k], list):
-                    row[k] = ";".join("" if v is None else str(v) for v in row[k])
+            for k, v in row.items():
+                if isinstance(v, list):
+                    row[k] = ";".join("" if x is None else str(x) for x in v)
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
     atomic_write_json(out_dir / "predictions.json", {**meta, "predictions": records}, indent=1)
 

@@ -132,7 +132,8 @@ def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp
             h, w = read_radiograph(img).shape
             for r in rec["rois"]:
                 x0, y0, x1, y1 = r["box_xyxy"]
-                assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+                # rounded to 0.1 px: an RPN box thinner than 0.05 px at the edge reads x0 == x1
+                assert 0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h
         drawn = cv2.imread(str(out / "overlays" / f"{img.stem}.png"))
         original = cv2.cvtColor(read_radiograph(img), cv2.COLOR_GRAY2BGR)
         assert drawn.shape == original.shape

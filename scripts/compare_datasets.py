@@ -12,7 +12,6 @@ standard deviation (contrast inside the hand). Mean and range per dataset.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,27 +20,25 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from boneage_d2.data.catalog import load_boneage_json  # noqa: E402
 from boneage_d2.data.image_io import read_radiograph  # noqa: E402
+from boneage_d2.tools.argtypes import int_at_least  # noqa: E402
 
 COLUMNS = ("long side (px)", "hand share", "hand mean", "background mean", "hand p95", "hand std")
 
 
 def image_stats(json_path: Path, num_images: int) -> np.ndarray:
-    """One row of :data:`COLUMNS` per image that has a hand mask."""
+    """One row of :data:`COLUMNS` per image that has a hand mask (ValueError when none has)."""
     from pycocotools import mask as mask_utils
 
-    data = json.loads(json_path.read_text())
-    masks: dict[int, list] = {}
-    for ann in data["annotations"]:
-        if ann["category_id"] == 1 and "segmentation" in ann:
-            masks.setdefault(ann["image_id"], []).append(ann["segmentation"])
     rows = []
-    for image in data["images"]:
-        if image["id"] not in masks:
+    for record in load_boneage_json(json_path):
+        masks = [a["segmentation"] for a in record["annotations"] if "segmentation" in a]
+        if not masks:
             continue
-        gray = read_radiograph(json_path.parent / image["file_name"])
+        gray = read_radiograph(record["file_name"])
         hand = np.zeros(gray.shape, bool)
-        for rle in masks[image["id"]]:
+        for rle in masks:
             hand |= mask_utils.decode(rle).astype(bool)
         inside = gray[hand]
         rows.append(
@@ -57,19 +54,22 @@ def image_stats(json_path: Path, num_images: int) -> np.ndarray:
         if len(rows) == num_images:
             break
     if not rows:
-        raise SystemExit(f"{json_path}: no image with a hand mask (convert with --derive-masks)")
+        raise ValueError(f"{json_path}: no image with a hand mask (convert with --derive-masks)")
     return np.asarray(rows, dtype=np.float64)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("jsons", nargs="+", type=Path, help="converted COCO jsons")
-    p.add_argument("--num-images", type=int, default=50)
+    p.add_argument("--num-images", type=int_at_least(1), default=50)
     args = p.parse_args(argv)
+    try:
+        table = {path: image_stats(path, args.num_images) for path in args.jsons}
+    except (OSError, ValueError) as e:  # missing or invalid json, unreadable image
+        p.error(str(e))
     print("| dataset | images | " + " | ".join(COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 2) + "|")
-    for path in args.jsons:
-        stats = image_stats(path, args.num_images)
+    for path, stats in table.items():
         cells = [
             f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
             for m, lo, hi in zip(stats.mean(0), stats.min(0), stats.max(0))

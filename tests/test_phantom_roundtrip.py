@@ -1,6 +1,8 @@
 """Phantom -> converter -> catalog -> mapper, end to end on the real CLIs (in-process)."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -81,3 +83,35 @@ def test_visualize_data_draws_overlays(phantom, tmp_path):
         drawn = cv2.imread(str(tmp_path / f"{r['image_id']}.png"))
         plain = cv2.imread(r["file_name"])
         assert drawn.shape == plain.shape and np.abs(drawn.astype(int) - plain).mean() > 2
+
+
+def _compare_datasets():
+    path = Path(__file__).resolve().parents[1] / "scripts/compare_datasets.py"
+    spec = importlib.util.spec_from_file_location("compare_datasets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_datasets_reports_hand_and_background_statistics(phantom, capsys):
+    compare = _compare_datasets()
+    stats = compare.image_stats(phantom / "coco/train.json", num_images=4)
+    assert stats.shape == (4, len(compare.COLUMNS))
+    long_side, share, hand_mean, background, p95, _ = stats.T
+    assert (long_side == 256).all() and ((0 < share) & (share < 1)).all()
+    assert (hand_mean > background).all() and (p95 >= hand_mean).all()
+    assert compare.main([str(phantom / "coco/val.json"), "--num-images", "2"]) == 0
+    assert "| 2 | 256 [256, 256] |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["missing.json"], "missing.json: converted dataset json not found"),
+        (["x.json", "--num-images", "0"], "expected a whole number >= 1, got 0"),
+    ],
+)
+def test_compare_datasets_bad_input_is_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _compare_datasets().main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -115,3 +115,17 @@ def test_compare_datasets_bad_input_is_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _compare_datasets().main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_compare_datasets_without_masks_is_one_line(phantom, tmp_path, capsys):
+    data = json.loads((phantom / "coco/val.json").read_text())
+    for ann in data["annotations"]:
+        ann.pop("segmentation", None)
+    for image in data["images"]:
+        image["file_name"] = str((phantom / "coco" / image["file_name"]).resolve())
+    no_masks = tmp_path / "no_masks.json"
+    no_masks.write_text(json.dumps(data))
+    with pytest.raises(SystemExit) as exit_info:
+        _compare_datasets().main([str(no_masks)])
+    assert exit_info.value.code == 2
+    assert "no_masks.json: no image with a hand mask" in capsys.readouterr().err

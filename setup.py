@@ -1,10 +1,19 @@
 """boneage-d2: Detectron2 extension for pediatric hand bone-age assessment."""
 
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+
+def _version() -> str:
+    text = (Path(__file__).parent / "boneage_d2" / "version.py").read_text()
+    return re.search(r'__version__ = "([^"]+)"', text).group(1)
+
 
 setup(
     name="boneage_d2",
-    version="0.1.0",
+    version=_version(),
     description="Detectron2 components for hand bone-age assessment (ALA-Net, HandSeg-RAN)",
     packages=find_packages(include=["boneage_d2", "boneage_d2.*"]),
     python_requires=">=3.10",
@@ -24,15 +33,5 @@ setup(
     extras_require={
         "test": ["pytest", "pytest-timeout", "ruff", "hypothesis", "pydicom"],
         "dicom": ["pydicom"],
-    },
-    entry_points={
-        "console_scripts": [
-            "boneage-train=boneage_d2.tools.train_net:cli",
-            "boneage-convert-rsna=boneage_d2.tools.convert_rsna:cli",
-            "boneage-make-phantom=boneage_d2.tools.make_phantom:cli",
-            "boneage-visualize-data=boneage_d2.tools.visualize_data:cli",
-            "boneage-benchmark=boneage_d2.tools.benchmark:cli",
-            "boneage-predict=boneage_d2.tools.predict:cli",
-        ]
     },
 )

@@ -19,9 +19,9 @@ from boneage_d2.data.bad_images import (
     with_skipped_image_metric,
 )
 from boneage_d2.data.catalog import load_boneage_json
-from boneage_d2.data.image_io import ImageReadError
 from boneage_d2.data.transforms import LongSideResize
 from boneage_d2.engine import BoneAgeTrainer, load_config
+from boneage_d2.io.radiograph import ImageReadError
 
 from .conftest import write_tiny_dataset
 

@@ -17,9 +17,7 @@ import pytest
 from detectron2.data import DatasetCatalog
 
 from boneage_d2.data import register_boneage_split
-from boneage_d2.tools import train_net
-from boneage_d2.tools.convert_rsna import main as convert_main
-from boneage_d2.tools.make_phantom import main as phantom_main
+from tests.cli import load_tool
 
 from .conftest import write_tiny_dataset
 from .test_rsna_convert import (
@@ -31,6 +29,10 @@ from .test_rsna_convert import (
     write_labels,
     write_png,
 )
+
+train_net = load_tool("train_net")
+convert_main = load_tool("convert_rsna").main
+phantom_main = load_tool("make_phantom").main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CONFIG = str(CONFIGS / "Global/R18-phantom-demo.yaml")

@@ -9,9 +9,11 @@ import math
 
 import pytest
 
-from boneage_d2.tools import benchmark
+from tests.cli import load_tool
 
 from .conftest import write_tiny_dataset
+
+benchmark = load_tool("benchmark")
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

@@ -2,7 +2,9 @@
 
 import json
 
-from boneage_d2.tools.demo import final_iters
+from tests.cli import load_tool
+
+final_iters = load_tool("demo").final_iters
 
 
 def test_final_iters_counts_the_latest_run_in_a_reused_output_dir(tmp_path):

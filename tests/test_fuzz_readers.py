@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from boneage_d2.data.rsna import (
+from boneage_d2.convert.rsna import (
     ACTION_IMAGE_SKIPPED,
     ACTION_NOTE,
     AGE_HEADERS,

@@ -5,7 +5,7 @@ import torch
 from detectron2.modeling import build_model
 
 from boneage_d2.engine import load_config
-from boneage_d2.modeling.global_regressor import masked_global_avg_pool
+from boneage_d2.modeling.inputs import masked_global_avg_pool
 
 BASE = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs/Base-BoneAge.yaml")
 SMALL = [

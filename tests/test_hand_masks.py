@@ -9,14 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from boneage_d2.data.hand_masks import (
+from boneage_d2.convert.hand_masks import (
     derive_hand_mask,
     derive_masks,
     mask_path_for,
     read_mask,
     write_mask,
 )
-from boneage_d2.data.image_io import ImageReadError
+from boneage_d2.io.radiograph import ImageReadError
 
 RSNA_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "rsna_sample"
 FINGERS = [(165, -25), (205, -8), (245, 0), (285, 8), (320, 35)]  # (base x, angle in degrees)

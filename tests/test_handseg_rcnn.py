@@ -16,13 +16,14 @@ from detectron2.utils.events import EventStorage
 
 from boneage_d2.data import register_boneage_split
 from boneage_d2.engine import BoneAgeTrainer, build_boneage_optimizer, load_config
-from boneage_d2.modeling.attention_vis import draw_attention_maps
 from boneage_d2.modeling.handseg_rcnn import (
     NO_HAND_FLAG,
     crop_and_resize,
     resample_box_masks,
     square_boxes,
 )
+from boneage_d2.vis.attention import draw_attention_maps
+from tests.cli import load_tool
 
 from .conftest import write_tiny_dataset
 
@@ -386,7 +387,7 @@ def test_every_config_builds_and_trains_one_iteration(config, masked_dataset):
 
 @pytest.mark.slow
 def test_train_net_trains_and_evaluates_hands_and_ages(masked_dataset, tmp_path):
-    from boneage_d2.tools import train_net
+    train_net = load_tool("train_net")
 
     opts = _data_opts(masked_dataset) + [
         "SOLVER.MAX_ITER",

@@ -1,4 +1,4 @@
-"""Tests of the synthetic phantom generator (boneage_d2.data.phantom) and its CLI."""
+"""Tests of the synthetic phantom generator (boneage_d2.phantom.generator) and its CLI."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from boneage_d2.data.landmarks import CANONICAL_17
-from boneage_d2.data.phantom import (
+from boneage_d2.phantom.anatomy import PHYSES, maturity_cues, physis_state
+from boneage_d2.phantom.generator import (
     DISTRACTOR_KINDS,
     SPLIT_FILES,
     PhantomConfig,
@@ -23,8 +23,10 @@ from boneage_d2.data.phantom import (
     sample_phantom,
     split_ids,
 )
-from boneage_d2.data.phantom_anatomy import PHYSES, maturity_cues, physis_state
-from boneage_d2.tools.make_phantom import main as make_phantom_main
+from boneage_d2.schema import CANONICAL_17
+from tests.cli import load_tool
+
+make_phantom_main = load_tool("make_phantom").main
 
 SMALL = PhantomConfig(image_long_side=160)
 COUNTS = {"num_train": 4, "num_val": 3, "num_test": 3}

@@ -11,7 +11,11 @@ import pytest
 from boneage_d2.data import BoneAgeDatasetMapper
 from boneage_d2.data.catalog import load_boneage_json
 from boneage_d2.data.transforms import LongSideResize
-from boneage_d2.tools import convert_rsna, make_phantom, visualize_data
+from tests.cli import load_tool
+
+convert_rsna = load_tool("convert_rsna")
+make_phantom = load_tool("make_phantom")
+visualize_data = load_tool("visualize_data")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,7 @@ def test_visualize_data_draws_overlays(phantom, tmp_path):
 
 
 def _compare_datasets():
-    path = Path(__file__).resolve().parents[1] / "scripts/compare_datasets.py"
+    path = Path(__file__).resolve().parents[1] / "tools/compare_datasets.py"
     spec = importlib.util.spec_from_file_location("compare_datasets", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -12,6 +12,7 @@ from detectron2.utils.events import EventStorage
 from fvcore.common.param_scheduler import ConstantParamScheduler
 
 from boneage_d2.engine.hooks import ReduceLROnPlateau
+from tests.cli import load_tool
 
 GLOBAL_DEMO = str(Path(__file__).resolve().parents[1] / "configs/Global/R18-phantom-demo.yaml")
 PERIOD = 10
@@ -111,7 +112,7 @@ def test_bad_settings_are_clear_errors():
 def test_trainer_hook_reduces_lr_and_resume_keeps_it(tiny_dataset, tmp_path):
     """BoneAgeTrainer adds the hook after EvalHook (checkpointer after it); a resume restores
     both the reduced base LRs and the hook's counters."""
-    from boneage_d2.tools import train_net
+    train_net = load_tool("train_net")
 
     def args(iters, *extra):
         opts = [

@@ -11,10 +11,16 @@ import pytest
 from detectron2.engine import default_argument_parser
 
 from boneage_d2.data import register_boneage_split
-from boneage_d2.data.image_io import read_radiograph, window_to_uint8
 from boneage_d2.engine import load_config
+from boneage_d2.engine.prediction_io import output_names
 from boneage_d2.engine.predictor import BoneAgePredictor
-from boneage_d2.tools import convert_rsna, make_phantom, predict, train_net
+from boneage_d2.io.radiograph import read_radiograph, window_to_uint8
+from tests.cli import load_tool
+
+convert_rsna = load_tool("convert_rsna")
+make_phantom = load_tool("make_phantom")
+predict = load_tool("predict")
+train_net = load_tool("train_net")
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -266,5 +272,5 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
 
 
 def test_output_names_are_unique():
-    names = predict.output_names(["a/1.png", "b/1.png", "c/2.dcm"])
+    names = output_names(["a/1.png", "b/1.png", "c/2.dcm"])
     assert len(set(names)) == 3 and names[2] == "2.png"

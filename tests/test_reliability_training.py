@@ -30,9 +30,11 @@ from boneage_d2.data import register_boneage_split
 from boneage_d2.engine import BoneAgeTrainer
 from boneage_d2.engine.hooks import DivergenceError, FiniteWeightsCheck, check_finite_losses
 from boneage_d2.evaluation import PREDICTIONS_CSV
-from boneage_d2.tools import train_net
+from tests.cli import load_tool
 
 from .conftest import write_tiny_dataset
+
+train_net = load_tool("train_net")
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs/Global/R18-phantom-demo.yaml")

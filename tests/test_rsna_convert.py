@@ -14,13 +14,7 @@ import openpyxl
 import pytest
 from pycocotools import mask as mask_utils
 
-from boneage_d2.data.image_io import (
-    ImageReadError,
-    check_image_complete,
-    read_image_size,
-    read_radiograph,
-)
-from boneage_d2.data.rsna import (
+from boneage_d2.convert.rsna import (
     ACTION_IMAGE_SKIPPED,
     ACTION_KEYPOINTS_IGNORED,
     ACTION_MASK_IGNORED,
@@ -31,7 +25,15 @@ from boneage_d2.data.rsna import (
     read_labels,
     roi_box,
 )
-from boneage_d2.tools.convert_rsna import main as cli_main
+from boneage_d2.io.radiograph import (
+    ImageReadError,
+    check_image_complete,
+    read_image_size,
+    read_radiograph,
+)
+from tests.cli import load_tool
+
+cli_main = load_tool("convert_rsna").main
 
 RSNA_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "rsna_sample"
 K = 17

@@ -7,7 +7,9 @@ import pytest
 from detectron2.engine import default_argument_parser
 
 from boneage_d2.evaluation import PREDICTIONS_CSV
-from boneage_d2.tools import train_net
+from tests.cli import load_tool
+
+train_net = load_tool("train_net")
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs/Global/R18-phantom-demo.yaml")
 

@@ -1,7 +1,141 @@
-#!/usr/bin/env python
-"""Predict bone age with a trained model (see boneage_d2/tools/predict.py)."""
+"""Predict bone age for radiographs with a trained model; writes CSV + JSON, overlays on request.
 
-from boneage_d2.tools.predict import cli
+    python tools/predict.py --config-file configs/ALA-Net/R18-phantom-demo.yaml \\
+        --weights output/alanet_r18_demo/model_final.pth \\
+        --input scans/ --sex-csv scans/sex.csv --output-dir outputs/predict --overlays
+
+Inputs: files, folders (searched recursively) or glob patterns; PNG/JPEG (8- or 16-bit, gray or
+RGB) and DICOM (with pydicom). Sex: ``--sex M|F`` for every image, or ``--sex-csv`` with a file
+column (``file``, ``filename``, ``id`` or ``Case ID``: a file name, its stem, or a path; the
+RSNA CSVs work as they are) and a ``sex`` (M/F) or
+``male`` (True/False) column. Outputs in ``--output-dir``:
+
+- ``predictions.csv`` / ``predictions.json``: age in months and years per image; Model A adds
+  per-hand ages; flags such as ``no_hand_found`` and ``unreadable`` (the run goes on);
+- ``overlays/<name>.png`` (``--overlays``): hand masks or ROI boxes and the predicted age;
+- ``attention/<name>.png`` (``--attention``, Model A): the attention maps over the hand crop.
+
+Trailing ``KEY VALUE`` pairs override the config, as in ``train_net.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from boneage_d2.engine.prediction_io import (
+    InputError,
+    collect_inputs,
+    output_names,
+    prediction_record,
+    sex_for_files,
+    write_prediction_tables,
+)
+
+
+def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> None:
+    """The overlay and attention PNGs of one prediction, as requested."""
+    import cv2
+
+    from boneage_d2.io.radiograph import read_radiograph
+    from boneage_d2.vis.attention import draw_attention_maps
+    from boneage_d2.vis.overlays import draw_prediction
+
+    gray = read_radiograph(inp["file_name"])
+    if args.overlays:
+        rgb = draw_prediction(gray, output, inp["male"])
+        cv2.imwrite(str(out_dir / "overlays" / name), rgb[:, :, ::-1])
+    if args.attention and output.get("attention_maps"):
+        inst = output.get("instances")
+        mask = None
+        if inst is not None and len(inst) and "no_hand_found" not in output.get("flags", []):
+            mask = inst.pred_masks[int(inst.scores.argmax())].cpu().numpy()
+        title = f"{float(output['boneage']):.0f} mo, {'M' if inp['male'] else 'F'}"
+        row = draw_attention_maps(
+            gray, output["attention_maps"], output["attention_box"], mask, title=title
+        )
+        cv2.imwrite(str(out_dir / "attention" / name), row)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config-file", required=True, help="the config the model was trained with")
+    p.add_argument("--weights", help="checkpoint (.pth); default: MODEL.WEIGHTS of the config")
+    p.add_argument("--input", nargs="+", required=True, help="files, folders or glob patterns")
+    sex = p.add_mutually_exclusive_group(required=True)
+    sex.add_argument("--sex", choices=("M", "F", "m", "f"), help="the sex of every image")
+    sex.add_argument("--sex-csv", help="CSV with a file column and a sex (M/F) or male column")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--overlays", action="store_true", help="write overlays/<name>.png")
+    p.add_argument("--attention", action="store_true", help="write attention/<name>.png (Model A)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-workers", type=int, default=2, help="image-reading processes")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.num_workers < 0:
+        p.error("--batch-size must be >= 1 and --num-workers >= 0")
+    try:
+        files = collect_inputs(args.input)
+        males = sex_for_files(files, args.sex, args.sex_csv)
+    except InputError as e:
+        p.error(str(e))
+
+    from tqdm import tqdm
+
+    import boneage_d2  # noqa: F401  (registers the architectures)
+    from boneage_d2.engine import ConfigError, load_config, validate_config
+    from boneage_d2.engine.predictor import BoneAgePredictor
+
+    try:
+        cfg = load_config(args.config_file, args.opts)
+        if args.weights:
+            cfg.MODEL.WEIGHTS = args.weights
+        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()  # prediction reads no registered data
+        validate_config(cfg, training=False)
+    except ConfigError as e:
+        p.error(str(e))
+    if not cfg.MODEL.WEIGHTS:
+        p.error("no weights: pass --weights (a model_final.pth from train_net.py)")
+    cfg.freeze()
+
+    out_dir = Path(args.output_dir)
+    for sub, wanted in (("overlays", args.overlays), ("attention", args.attention)):
+        if wanted:
+            (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictor = BoneAgePredictor(cfg)
+    names = output_names(files)
+    records = []
+    stream = predictor.predict_files(
+        files, males, batch_size=args.batch_size, num_workers=args.num_workers
+    )
+    for name, (inp, output) in zip(names, stream):
+        records.append(prediction_record(inp, output))
+        if output is not None and (args.overlays or args.attention):
+            draw_outputs(inp, output, name, out_dir, args)
+    meta = {
+        "config_file": args.config_file,
+        "weights": cfg.MODEL.WEIGHTS,
+        "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
+    }
+    write_prediction_tables(out_dir, records, meta)
+    bad = sum(1 for r in records if r["error"])
+    tqdm.write(
+        f"wrote predictions for {len(records)} image(s) to {out_dir / 'predictions.csv'}"
+        + (f" ({bad} unreadable: see the 'error' column)" if bad else "")
+    )
+    return 0
+
+
+def cli() -> None:
+    sys.exit(main())
+
 
 if __name__ == "__main__":
     cli()

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 from detectron2.utils.events import get_event_storage
 
-from .image_io import ImageReadError
+from ..io.radiograph import ImageReadError
 
 __all__ = [
     "MAX_CONSECUTIVE_BAD_IMAGES",

@@ -18,8 +18,18 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
-from ..utils.io import atomic_open
-from .landmarks import default_landmark_names
+from ..io.atomic import atomic_open
+from ..schema import (
+    HAND_CATEGORY,
+    HAND_CATEGORY_ID,
+    ROI_CATEGORY,
+    ROI_CATEGORY_ID,
+    ROI_REFERENCE_LONG_SIDE,
+    ROI_SIZE_PX,
+    SPLITS,
+    default_landmark_names,
+    roi_side_px,
+)
 
 __all__ = [
     "HAND_CATEGORY_ID",
@@ -35,10 +45,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HAND_CATEGORY_ID = 1  # json category ids, docs/data.md
-ROI_CATEGORY_ID = 2
-TASK_VIEWS = {"hand": (HAND_CATEGORY_ID, "hand"), "roi": (ROI_CATEGORY_ID, "anatomical_roi")}
-SPLITS = ("train", "val", "test")
+TASK_VIEWS = {"hand": (HAND_CATEGORY_ID, HAND_CATEGORY), "roi": (ROI_CATEGORY_ID, ROI_CATEGORY)}
 # Built-in names: <prefix>_<split> -> <datasets root>/<folder>/coco/<split>.json
 BUILTIN_ROOTS = {"phantom_boneage": "phantom", "rsna_boneage": "rsna"}
 
@@ -81,8 +88,8 @@ def load_boneage_json(json_file: str | os.PathLike, image_root: str | None = Non
     data = _read_json(json_file)
     root = Path(image_root) if image_root else Path(json_file).resolve().parent
     info = data.get("info", {})
-    roi_px = float(info.get("roi_size_px", 64.0))
-    roi_ref = float(info.get("roi_reference_long_side", 512))
+    roi_px = float(info.get("roi_size_px", ROI_SIZE_PX))
+    roi_ref = float(info.get("roi_reference_long_side", ROI_REFERENCE_LONG_SIDE))
     by_image: dict[int, list[dict]] = {}
     for ann in data.get("annotations", []):
         by_image.setdefault(ann["image_id"], []).append(ann)
@@ -112,7 +119,7 @@ def load_boneage_json(json_file: str | os.PathLike, image_root: str | None = Non
                 "boneage": None if age is None else float(age),
                 "male": bool(img["male"]),
                 "has_keypoints": bool(img.get("has_keypoints", False)),
-                "roi_size": roi_px * max(img["height"], img["width"]) / roi_ref,
+                "roi_size": roi_side_px(img["height"], img["width"], roi_px, roi_ref),
                 "annotations": hands,
                 "roi_annotations": rois,
             }
@@ -181,7 +188,7 @@ def register_boneage_split(name: str, json_file: str | os.PathLike, image_root=N
 
     DatasetCatalog.register(name, load_full)
     MetadataCatalog.get(name).set(
-        thing_classes=["hand"], evaluator_type="boneage", boneage_json=json_file
+        thing_classes=[HAND_CATEGORY], evaluator_type="boneage", boneage_json=json_file
     )
     for view, (cat_id, cls_name) in TASK_VIEWS.items():
         view_name = f"{name}_{view}"

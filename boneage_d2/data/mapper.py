@@ -12,8 +12,9 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, Instances
 
+from ..io.radiograph import ImageReadError, read_radiograph
+from ..schema import roi_boxes_xyxy
 from .bad_images import SKIPPED_IMAGES_KEY, BadImagePolicy
-from .image_io import ImageReadError, read_radiograph
 from .transforms import build_boneage_augmentation, linear_scale
 
 __all__ = ["BoneAgeDatasetMapper", "radiograph_to_tensor", "roi_instances_from_keypoints"]
@@ -36,18 +37,10 @@ def roi_instances_from_keypoints(
     """
     inst = Instances(image_size)
     keep = np.nonzero(keypoints[:, 2] > 0)[0] if len(keypoints) else np.zeros(0, dtype=int)
-    xy = keypoints[keep, :2]
-    half = side / 2.0
-    boxes = Boxes(
-        torch.as_tensor(
-            np.concatenate([xy - half, xy + half], axis=1), dtype=torch.float32
-        ).reshape(-1, 4)
-    )
-    boxes.clip(image_size)
-    nonempty = boxes.nonempty()
-    inst.gt_boxes = boxes[nonempty]
+    xyxy, nonempty = roi_boxes_xyxy(keypoints[keep, :2], side, image_size[1], image_size[0])
+    inst.gt_boxes = Boxes(torch.as_tensor(xyxy[nonempty], dtype=torch.float32).reshape(-1, 4))
     inst.gt_classes = torch.zeros(int(nonempty.sum()), dtype=torch.int64)
-    inst.gt_landmarks = torch.as_tensor(keep, dtype=torch.int64)[nonempty]
+    inst.gt_landmarks = torch.as_tensor(keep[nonempty], dtype=torch.int64)
     return inst
 
 

@@ -7,7 +7,7 @@ from detectron2.data import transforms as T
 from fvcore.transforms.transform import TransformList
 from PIL import Image
 
-__all__ = ["LongSideResize", "build_boneage_augmentation", "linear_scale", "square_pad_size"]
+__all__ = ["LongSideResize", "build_boneage_augmentation", "linear_scale"]
 
 
 class LongSideResize(T.Augmentation):
@@ -57,12 +57,3 @@ def build_boneage_augmentation(cfg, is_train: bool) -> list[T.Augmentation]:
     if c.HFLIP:
         augs.append(T.RandomFlip(horizontal=True, vertical=False))
     return augs
-
-
-def square_pad_size(cfg) -> int:
-    """Side of the fixed square every image is padded to (0 when ``PAD_TO_SQUARE`` is off): the
-    largest long side the train or test resize can produce."""
-    c = cfg.BONEAGE.INPUT
-    if not c.PAD_TO_SQUARE:
-        return 0
-    return int(max(c.LONG_SIDE_TEST, np.ceil(c.LONG_SIDE_TRAIN * max(c.RANDOM_SCALE))))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -15,11 +13,11 @@ from detectron2.engine import DefaultPredictor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..data.image_io import ImageReadError, read_radiograph
 from ..data.mapper import radiograph_to_tensor
 from ..data.transforms import build_boneage_augmentation
+from ..io.radiograph import ImageReadError, read_radiograph
 
-__all__ = ["BoneAgePredictor", "RadiographFiles", "prediction_record"]
+__all__ = ["BoneAgePredictor", "RadiographFiles"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,54 +114,3 @@ class BoneAgePredictor(DefaultPredictor):
                         logger.warning(x["error"])
                     bar.update(1)
                     yield x, (None if "error" in x else next(outputs))
-
-
-def _months(value) -> float | None:
-    v = float(value)
-    return round(v, 2) if math.isfinite(v) else None
-
-
-def _instance_months(inst, field: str) -> list[float | None]:
-    """Per-instance ages of ``inst.<field>`` as :func:`_months` (all None without the field)."""
-    if not inst.has(field):
-        return [None] * len(inst)
-    return [_months(a) for a in inst.get(field).tolist()]
-
-
-def prediction_record(inp: dict, output: dict | None) -> dict:
-    """One image's prediction as plain data (the rows of predict.py's CSV and JSON).
-
-    Keys: ``file``, ``sex`` (M/F), ``boneage_months``, ``boneage_years``; for Model A
-    ``num_hands`` and ``hand_ages_months`` (per detected hand, by score; None = not assessed);
-    for ALA-Net ``num_rois``, ``roi_ages_months`` (each ROI's own age from the patch head, by
-    objectness) and ``rois`` (``box_xyxy`` in original pixels, ``score``, ``age_months``);
-    ``flags`` (e.g. ``no_hand_found``, ``unreadable``) and ``error``.
-    """
-    rec: dict = {
-        "file": os.fspath(inp["file_name"]),
-        "sex": "M" if inp["male"] else "F",
-        "boneage_months": None,
-        "boneage_years": None,
-        "flags": list(output.get("flags", [])) if output else ["unreadable"],
-        "error": inp.get("error", ""),
-    }
-    if output is None:
-        return rec
-    if "boneage" in output:
-        months = _months(output["boneage"])
-        rec["boneage_months"] = months
-        rec["boneage_years"] = None if months is None else round(months / 12.0, 2)
-    inst = output.get("instances")
-    if inst is not None and inst.has("pred_masks"):  # hands (Model A)
-        rec["num_hands"] = len(inst)
-        rec["hand_ages_months"] = _instance_months(inst, "boneage")
-    elif inst is not None:  # anatomical ROI boxes (ALA-Net), by objectness
-        rec["num_rois"] = len(inst)
-        rec["roi_ages_months"] = _instance_months(inst, "patch_boneage")
-        rec["rois"] = [
-            {"box_xyxy": [round(v, 1) for v in box], "score": round(score, 4), "age_months": age}
-            for box, score, age in zip(
-                inst.pred_boxes.tensor.tolist(), inst.scores.tolist(), rec["roi_ages_months"]
-            )
-        ]
-    return rec

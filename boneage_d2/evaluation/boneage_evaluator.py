@@ -11,7 +11,7 @@ from collections import OrderedDict
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..utils.io import atomic_open
+from ..io.atomic import atomic_open
 from .metrics import boneage_metrics
 
 __all__ = ["BoneAgeEvaluator", "PREDICTIONS_CSV"]

@@ -19,8 +19,8 @@ from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import Boxes, Instances
 from torch import Tensor, nn
 
-from .gender import male_tensor
-from .global_regressor import GlobalBoneAgeRegressor, boneage_targets, check_backbone_feature
+from .global_regressor import GlobalBoneAgeRegressor
+from .inputs import boneage_targets, check_backbone_feature, male_tensor
 
 __all__ = ["ALANet"]
 

@@ -5,20 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GenderEmbedding", "male_tensor"]
-
-
-def male_tensor(batched_inputs: list[dict], device: torch.device) -> Tensor:
-    """[N] float tensor, 1.0 for male, 0.0 for female, from the inputs' ``"male"`` entries."""
-    values = []
-    for i, x in enumerate(batched_inputs):
-        if "male" not in x or x["male"] is None:
-            raise KeyError(
-                f"input {i} ({x.get('file_name', 'unknown file')}) has no 'male' entry; "
-                "bone-age models need the sex of every image"
-            )
-        values.append(float(bool(x["male"])))
-    return torch.tensor(values, dtype=torch.float32, device=device)
+__all__ = ["GenderEmbedding"]
 
 
 class GenderEmbedding(nn.Module):

@@ -11,70 +11,18 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
-from ..data.transforms import square_pad_size
 from .age_head import build_age_head
-from .gender import GenderEmbedding, male_tensor
+from .gender import GenderEmbedding
+from .inputs import (
+    batch_images,
+    boneage_targets,
+    check_backbone_feature,
+    male_tensor,
+    masked_global_avg_pool,
+    square_pad_size,
+)
 
-__all__ = [
-    "GlobalBoneAgeRegressor",
-    "masked_global_avg_pool",
-    "boneage_targets",
-    "check_backbone_feature",
-]
-
-
-def masked_global_avg_pool(
-    feature: Tensor, image_sizes: list[tuple[int, int]], stride: int
-) -> Tensor:
-    """Average a [N, C, H, W] feature over each image's valid (unpadded) region -> [N, C].
-
-    Batches of mixed sizes are padded with zeros after normalisation; a plain global average
-    would also average that padding, so the prediction would depend on the batch's other images.
-    """
-    n, _, h, w = feature.shape
-    mask = feature.new_zeros((n, 1, h, w))
-    for i, (ih, iw) in enumerate(image_sizes):
-        mask[i, :, : max(1, -(-ih // stride)), : max(1, -(-iw // stride))] = 1.0
-    return (feature * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3))
-
-
-def batch_images(images: list[Tensor], backbone: Backbone, pad_square_size: int = 0) -> ImageList:
-    """Batch normalised [C, H, W] images with zero padding.
-
-    With ``pad_square_size`` every image is padded to that fixed square (or to the largest image
-    if it is larger: never cropped), so an image is padded the same way whatever its batch:
-    GroupNorm statistics and pooling would otherwise depend on the other images.
-    """
-    constraints = dict(backbone.padding_constraints)
-    if pad_square_size:
-        largest = max(max(im.shape[-2:]) for im in images)
-        constraints["square_size"] = max(pad_square_size, largest)
-    return ImageList.from_tensors(
-        images, backbone.size_divisibility, padding_constraints=constraints
-    )
-
-
-def check_backbone_feature(backbone: Backbone, name: str, key: str) -> None:
-    """Raise a clear error when config ``key`` names a feature the backbone does not output."""
-    if name not in backbone.output_shape():
-        raise KeyError(
-            f"{key}={name!r} is not a backbone output; available: "
-            f"{sorted(backbone.output_shape())} (see MODEL.RESNETS.OUT_FEATURES)"
-        )
-
-
-def boneage_targets(batched_inputs: list[dict], device: torch.device) -> Tensor:
-    """[N] float tensor of the inputs' ``"boneage"`` (months); a clear error when one is missing."""
-    values = []
-    for i, x in enumerate(batched_inputs):
-        age = x.get("boneage")
-        if age is None:
-            raise KeyError(
-                f"training input {i} ({x.get('file_name', 'unknown file')}) has no 'boneage' "
-                "label; unlabelled images can be evaluated but not trained on"
-            )
-        values.append(float(age))
-    return torch.tensor(values, dtype=torch.float32, device=device)
+__all__ = ["GlobalBoneAgeRegressor"]
 
 
 @META_ARCH_REGISTRY.register()

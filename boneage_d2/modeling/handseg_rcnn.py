@@ -47,10 +47,9 @@ from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
-from ..data.transforms import square_pad_size
 from .age_head import build_age_head
-from .gender import GenderEmbedding, male_tensor
-from .global_regressor import batch_images, boneage_targets
+from .gender import GenderEmbedding
+from .inputs import batch_images, boneage_targets, male_tensor, square_pad_size
 from .residual_attention import ResidualAttentionNetwork, attention_maps_from_logits
 
 __all__ = [

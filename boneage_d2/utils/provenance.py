@@ -51,7 +51,7 @@ def collect_provenance(cfg) -> dict:
     """Package version, git revision, config hash and the fingerprint of every dataset in it."""
     from detectron2.data import DatasetCatalog
 
-    from .. import __version__
+    from ..version import __version__
 
     datasets = {}
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
@@ -80,7 +80,7 @@ class Provenance:
         self.loaded = dict(state)  # the run that wrote the checkpoint; the current one is kept
 
     def write(self, path: str | os.PathLike) -> None:
-        from .io import atomic_write_json
+        from ..io.atomic import atomic_write_json
 
         atomic_write_json(path, self.info, indent=1)
 

@@ -38,8 +38,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..utils.io import atomic_open
-from .image_io import ImageReadError, read_gray_unchanged, read_radiograph, window_to_uint8
+from ..io.atomic import atomic_open
+from ..io.radiograph import ImageReadError, read_gray_unchanged, read_radiograph, window_to_uint8
 
 __all__ = [
     "HandMaskParams",

@@ -5,8 +5,8 @@ A thin wrapper over ``boneage_d2.tools.benchmark`` (``build_convert_input``, ``b
 in a temporary folder, a training label CSV, one small but real PNG per row and a 17-point
 keypoint json, then times one conversion and prints rows/s and total seconds::
 
-    .venv/bin/python scripts/benchmark_convert.py            # 12,611 rows
-    .venv/bin/python scripts/benchmark_convert.py --rows 500 --workers 2
+    .venv/bin/python tools/benchmark_convert.py            # 12,611 rows
+    .venv/bin/python tools/benchmark_convert.py --rows 500 --workers 2
 
 The input generation is not timed. What is timed is the whole ``convert_split`` call: reading
 and validating the CSV and the keypoint json, reading every PNG header and trailer, building the
@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/benchmark.py
 
-from boneage_d2.tools.benchmark import RSNA_TRAIN_ROWS, bench_convert  # noqa: E402
+from benchmark import RSNA_TRAIN_ROWS, bench_convert  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .evaluation.metrics import band_name  # noqa: E402
+from ..evaluation.metrics import band_name  # noqa: E402
 
 __all__ = ["read_predictions", "plot_pred_vs_true", "plot_mae_by_band_and_sex", "results_table"]
 

@@ -22,6 +22,7 @@ __all__ = [
     "MALE_HEADERS",
     "MAX_AGE_MONTHS",
     "SEX_HEADERS",
+    "column_index",
     "parse_id",
     "parse_sex",
     "read_labels",
@@ -40,6 +41,13 @@ _SEX_VALUES = {"m": True, "male": True, "f": False, "female": False}
 
 def _norm_header(text: Any) -> str:
     return " ".join(str(text).replace("\ufeff", "").strip().lower().split())
+
+
+def column_index(header: Sequence[Any], accepted: Sequence[str]) -> int | None:
+    """Index of the first header cell that is one of ``accepted`` (compared as the label
+    readers compare: case-insensitive, whitespace trimmed and collapsed, BOM dropped)."""
+    wanted = {_norm_header(n) for n in accepted}
+    return next((i for i, text in enumerate(header) if _norm_header(text) in wanted), None)
 
 
 def _cell_text(value: Any) -> str:

@@ -1,12 +1,12 @@
 """Anatomy of the synthetic hand phantom: a left hand, PA view, in millimetres.
 
 Everything here is geometry in a *hand frame* (x towards the thumb, y towards the fingertips,
-origin at the middle of the radiocarpal joint, units mm of an adult-sized hand). The renderer in
-:mod:`boneage_d2.data.phantom` maps it to pixels with a random similarity transform, so the hand's
-size in the image carries no age information.
+origin at the middle of the radiocarpal joint, units mm of an adult-sized hand). The renderer
+(:mod:`boneage_d2.phantom.generator`) maps it to pixels with a random similarity transform, so the
+hand's size in the image carries no age information.
 
 Age enters only through the *maturity* value ``maturity_months`` (male-equivalent months, see
-:func:`boneage_d2.data.phantom.maturity_months`), and every feature is a smooth function of it:
+:func:`boneage_d2.phantom.generator.maturity_months`), and every feature is a smooth function of it:
 
 - **epiphyses** (radius, ulna, metacarpals, phalanges) appear as small, faint ossification centres
   at their Greulich-Pyle times, grow in height and in width relative to the metaphysis (capping in

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..schema import default_landmark_names
 from .input_problems import (
     ACTION_KEYPOINTS_IGNORED,
     ACTION_NOTE,
@@ -21,7 +22,6 @@ from .input_problems import (
     RSNAFormatError,
 )
 from .label_files import parse_id
-from .landmarks import default_landmark_names
 
 __all__ = [
     "DEFAULT_NUM_KEYPOINTS",

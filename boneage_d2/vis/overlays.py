@@ -6,8 +6,8 @@ import numpy as np
 from detectron2.data import MetadataCatalog
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
-from .data.image_io import read_radiograph
-from .data.landmarks import default_landmark_names
+from ..io.radiograph import read_radiograph
+from ..schema import default_landmark_names
 
 __all__ = ["draw_ground_truth", "draw_prediction", "age_caption"]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Image statistics of converted datasets side by side: how close the phantom is to real films.
 
-    python scripts/compare_datasets.py datasets/phantom/coco/val.json /data/rsna/coco/train.json
+    python tools/compare_datasets.py datasets/phantom/coco/val.json /data/rsna/coco/train.json
 
 For each converted json (hand masks needed: `convert_rsna.py --derive-masks` or stored masks),
 over its first ``--num-images`` images with a hand mask: the long side, the hand's share of the
@@ -17,12 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from boneage_d2.data.catalog import load_boneage_json  # noqa: E402
-from boneage_d2.data.image_io import read_radiograph  # noqa: E402
-from boneage_d2.tools.argtypes import int_at_least  # noqa: E402
+from boneage_d2.data.catalog import load_boneage_json
+from boneage_d2.io.radiograph import read_radiograph
+from boneage_d2.utils.argtypes import int_at_least
 
 COLUMNS = ("long side (px)", "hand share", "hand mean", "background mean", "hand p95", "hand std")
 

@@ -5,7 +5,7 @@
 ``masks/<id>_mask.png`` and ``phantom_truth.json``), so the converter is exercised end to end.
 
 Each image shows a left hand (PA view; sometimes mirrored) whose bones encode the age (see
-:mod:`boneage_d2.data.phantom_anatomy`: epiphyses, growth-plate gaps that close in adolescence,
+:mod:`boneage_d2.phantom.anatomy`: epiphyses, growth-plate gaps that close in adolescence,
 carpal ossification centres, the thumb sesamoid). Girls mature earlier: the bones show the
 *maturity* ``age * female_maturity_factor`` (male-equivalent months), so sex is needed to read
 the age. Hand size, position, rotation, finger spread and image size are random and independent
@@ -35,9 +35,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..utils.io import atomic_open, atomic_write_json
-from .landmarks import CANONICAL_17
-from .phantom_anatomy import MAX_MATURITY_MONTHS, HandModel, build_hand, sample_hand_variation
+from ..io.atomic import atomic_open, atomic_write_json
+from ..schema import CANONICAL_17, HAND_CATEGORY_ID, coco_categories
+from .anatomy import MAX_MATURITY_MONTHS, HandModel, build_hand, sample_hand_variation
 
 __all__ = [
     "DEFAULT_DISTRACTOR_PROBS",
@@ -800,7 +800,7 @@ def _keypoint_json(records: dict[int, dict[str, Any]]) -> dict[str, Any]:
             {
                 "id": k,
                 "image_id": image_id,
-                "category_id": 1,
+                "category_id": HAND_CATEGORY_ID,
                 "bbox": box,
                 "area": float(box[2] * box[3]),
                 "iscrowd": 0,
@@ -811,15 +811,7 @@ def _keypoint_json(records: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return {
         "images": images,
         "annotations": annos,
-        "categories": [
-            {
-                "id": 1,
-                "name": "hand",
-                "supercategory": "hand",
-                "keypoints": list(CANONICAL_17),
-                "skeleton": [],
-            }
-        ],
+        "categories": coco_categories(CANONICAL_17, with_roi=False),
     }
 
 

@@ -21,7 +21,7 @@ file lacks it) are checked for every image without decoding pixels. Corruption i
 compressed data is only found where pixels are decoded anyway, i.e. when masks are derived
 (``derive_masks=True``).
 
-This module re-exports the readers' public names, so ``boneage_d2.data.rsna`` stays the one
+This module re-exports the readers' public names, so ``boneage_d2.convert.rsna`` stays the one
 import for the whole pipeline.
 """
 
@@ -41,9 +41,20 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..utils.io import atomic_open, sha1_file
+from ..io.atomic import atomic_open, sha1_file
+from ..io.radiograph import ImageReadError, check_image_complete, read_image_size, read_radiograph
+from ..schema import (
+    HAND_CATEGORY_ID,
+    ROI_CATEGORY_ID,
+    ROI_REFERENCE_LONG_SIDE,
+    ROI_SIZE_PX,
+    coco_categories,
+    default_landmark_names,
+    roi_boxes_xyxy,
+    roi_side_px,
+)
+from ..version import __version__
 from . import hand_masks
-from .image_io import ImageReadError, check_image_complete, read_image_size, read_radiograph
 from .input_problems import (
     ACTION_IMAGE_SKIPPED,
     ACTION_KEYPOINTS_IGNORED,
@@ -70,7 +81,6 @@ from .label_files import (
     parse_sex,
     read_labels,
 )
-from .landmarks import default_landmark_names
 
 __all__ = [
     "ACTION_IMAGE_SKIPPED",
@@ -100,8 +110,6 @@ __all__ = [
 # --- constants -----------------------------------------------------------------------------------
 
 MIN_HAND_AREA_FRACTION = 0.01  # mask components smaller than this share of the image are dropped
-DEFAULT_ROI_SIZE_PX = 64.0  # ALA-Net: 64x64 ROI boxes ...
-DEFAULT_ROI_REFERENCE_LONG_SIDE = 512  # ... at a 512-px long side
 COORD_DECIMALS = 4  # computed boxes/areas are rounded to this many decimals (stable json)
 
 
@@ -117,38 +125,32 @@ def roi_box(
     y: float,
     width: int,
     height: int,
-    roi_size_px: float = DEFAULT_ROI_SIZE_PX,
-    roi_reference_long_side: float = DEFAULT_ROI_REFERENCE_LONG_SIDE,
+    roi_size_px: float = ROI_SIZE_PX,
+    roi_reference_long_side: float = ROI_REFERENCE_LONG_SIDE,
 ) -> list[float] | None:
     """Square ROI box ``[x, y, w, h]`` around a keypoint given in COCO convention (pixel index).
 
     The box is centred at the continuous position ``(x + 0.5, y + 0.5)``, its side is
-    ``roi_size_px * max(width, height) / roi_reference_long_side`` (64 px at a 512-px long side
-    by default, in original-image pixels), and it is clipped to ``[0, width] x [0, height]``.
-    Returns None when nothing of the box is inside the image.
+    ``roi_side_px`` (64 px at a 512-px long side by default, in original-image pixels), and it is
+    clipped to ``[0, width] x [0, height]``. Returns None when nothing of the box is inside.
     """
-    side = roi_size_px * max(width, height) / roi_reference_long_side
-    cx, cy = x + 0.5, y + 0.5
-    x0, y0 = max(0.0, cx - side / 2), max(0.0, cy - side / 2)
-    x1, y1 = min(float(width), cx + side / 2), min(float(height), cy + side / 2)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return [_r(x0), _r(y0), _r(x1 - x0), _r(y1 - y0)]
+    boxes = _roi_boxes(np.array([[x, y, 2.0]]), width, height, roi_size_px, roi_reference_long_side)
+    return boxes[0][1] if boxes else None
 
 
 def _roi_boxes(
     kps: np.ndarray, width: int, height: int, roi_size_px: float, roi_reference_long_side: float
 ) -> list[tuple[int, list[float]]]:
-    """``(landmark index, box)`` for every visible keypoint; vectorised :func:`roi_box`."""
+    """``(landmark index, [x, y, w, h])`` for every visible keypoint ([K, 3], COCO convention)."""
     index = np.flatnonzero(kps[:, 2] > 0)
     if len(index) == 0:
         return []
-    half = roi_size_px * max(width, height) / roi_reference_long_side / 2
-    centre = kps[index, :2] + 0.5
-    lo = np.maximum(centre - half, 0.0)
-    hi = np.minimum(centre + half, np.array([float(width), float(height)]))
-    boxes = np.round(np.concatenate([lo, hi - lo], axis=1), COORD_DECIMALS) + 0.0
-    keep = (hi > lo).all(axis=1)
+    side = roi_side_px(height, width, roi_size_px, roi_reference_long_side)
+    xyxy, keep = roi_boxes_xyxy(kps[index, :2] + 0.5, side, width, height)
+    boxes = np.round(
+        np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1), COORD_DECIMALS
+    )
+    boxes = boxes + 0.0  # -0.0 -> 0.0
     return [(int(j), b) for j, b, k in zip(index.tolist(), boxes.tolist(), keep.tolist()) if k]
 
 
@@ -315,7 +317,7 @@ def _convert_image(job: _ImageJob) -> _ImageResult:
             kps, num = _coco_keypoints(hand.keypoints, k)
             res.hands = [
                 {
-                    "category_id": 1,
+                    "category_id": HAND_CATEGORY_ID,
                     "bbox": box,
                     "area": _r(box[2] * box[3]),
                     "iscrowd": 0,
@@ -331,7 +333,7 @@ def _convert_image(job: _ImageJob) -> _ImageResult:
         ):
             res.rois.append(
                 {
-                    "category_id": 2,
+                    "category_id": ROI_CATEGORY_ID,
                     "bbox": box,
                     "area": _r(box[2] * box[3]),
                     "iscrowd": 0,
@@ -370,7 +372,7 @@ def _hands_from_mask(mask: np.ndarray, hand: HandKeypoints | None, k: int, note)
         kps, num = _coco_keypoints(hand.keypoints if i == primary else None, k)
         hands.append(
             {
-                "category_id": 1,
+                "category_id": HAND_CATEGORY_ID,
                 "bbox": [float(x), float(y), float(w), float(h)],
                 "area": float(area[i]),
                 "iscrowd": 0,
@@ -419,24 +421,6 @@ class ConversionReport:
             f"{self.num_hands} hands, {self.num_rois} ROI boxes, "
             f"{self.skipped_images} label rows skipped, {len(self.bad_rows)} problems reported"
         )
-
-
-def _package_version() -> str:
-    try:
-        from boneage_d2 import __version__  # type: ignore[attr-defined]
-
-        return str(__version__)
-    except ImportError:
-        pass
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("boneage_d2")
-        except PackageNotFoundError:
-            return "0+unknown"
-    except ImportError:  # pragma: no cover
-        return "0+unknown"
 
 
 def _number(value: float) -> float | int:
@@ -493,8 +477,8 @@ def convert_split(
     keypoints: str | os.PathLike | KeypointFile | None = None,
     mask_dir: str | os.PathLike | None = None,
     derive_masks: bool = False,
-    roi_size_px: float = DEFAULT_ROI_SIZE_PX,
-    roi_reference_long_side: float = DEFAULT_ROI_REFERENCE_LONG_SIDE,
+    roi_size_px: float = ROI_SIZE_PX,
+    roi_reference_long_side: float = ROI_REFERENCE_LONG_SIDE,
     strict: bool = False,
     workers: int = 1,
     progress: bool = True,
@@ -507,7 +491,7 @@ def convert_split(
     ``labels``: a label file (read with :func:`read_labels`) or its DataFrame; ``image_dir``:
     the folder of ``<id>.png``; ``keypoints``: a keypoint json (or a :class:`KeypointFile`);
     ``mask_dir``: stored masks ``<id>_mask.png``; ``derive_masks``: derive masks from the pixels
-    instead (:func:`boneage_d2.data.hand_masks.derive_hand_mask`; excludes ``mask_dir``).
+    instead (:func:`boneage_d2.convert.hand_masks.derive_hand_mask`; excludes ``mask_dir``).
     ``roi_size_px`` / ``roi_reference_long_side``: ROI side in pixels at that long side, scaled
     to each image. ``workers`` > 1 runs the per-image work on a process pool. ``split_name``
     defaults to the output's stem; ``report_path`` to ``<output stem>.skipped.csv`` beside it.
@@ -647,15 +631,15 @@ def convert_split(
         results.close()  # in strict mode, stops the worker pool at once
 
     if derive_masks:
-        mask_source = "derived (boneage_d2.data.hand_masks)"
+        mask_source = "derived (boneage_d2.convert.hand_masks)"
     elif mask_dir is not None:
         mask_source = f"folder {mask_folder}"
     else:
         mask_source = "none"
     coco = {
         "info": {
-            "description": "RSNA Pediatric Bone Age, converted by boneage_d2.data.rsna",
-            "version": _package_version(),
+            "description": "RSNA Pediatric Bone Age, converted by boneage_d2.convert.rsna",
+            "version": __version__,
             "split": split,
             "keypoint_format": kp_file.format if kp_file else None,
             "roi_size_px": _number(roi_size_px),
@@ -666,16 +650,7 @@ def convert_split(
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [
-            {
-                "id": 1,
-                "name": "hand",
-                "supercategory": "hand",
-                "keypoints": list(names),
-                "skeleton": [],
-            },
-            {"id": 2, "name": "anatomical_roi", "supercategory": "hand"},
-        ],
+        "categories": coco_categories(names),
     }
     text = json.dumps(coco, ensure_ascii=False, allow_nan=False)  # C encoder: ~5x json.dump
     with atomic_open(output_json, "w", encoding="utf-8") as f:

@@ -2,7 +2,7 @@
 """ALA-Net's Table 1 / Table 2 ablations on phantom data: every row trained with tools/train_net.py
 at the same seed and iteration budget, then one markdown table.
 
-    python scripts/alanet_ablation.py --output-dir outputs/alanet_ablation --iters 1500
+    python tools/alanet_ablation.py --output-dir outputs/alanet_ablation --iters 1500
 
 Rows: mean predictor, global baseline ("ResNet only"), + local extraction, + patch training
 (annotated ROIs), full ALA-Net, vanilla RPN (ROI AP only), and the ordinal formulations on full

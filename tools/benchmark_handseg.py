@@ -10,8 +10,8 @@ and their ratio are printed. The building blocks (``synthetic_inputs``, ``plain_
 this comparison at batch 1 and 8 beside the other models; this script adds trained weights and
 real images.
 
-    python scripts/benchmark_handseg.py                                  # paper.yaml, 512 px
-    python scripts/benchmark_handseg.py --config-file configs/HandSeg-RAN/R18-phantom-demo.yaml \
+    python tools/benchmark_handseg.py                                  # paper.yaml, 512 px
+    python tools/benchmark_handseg.py --config-file configs/HandSeg-RAN/R18-phantom-demo.yaml \
         --weights output/handseg_ran_r18_demo/model_final.pth --dataset phantom_boneage_val
 """
 
@@ -54,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
+    from benchmark import plain_mask_rcnn, synthetic_inputs, time_interleaved
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import DatasetCatalog
     from detectron2.modeling import build_model
@@ -62,7 +63,6 @@ def main(argv=None) -> None:
     import boneage_d2.modeling.handseg_rcnn  # noqa: F401
     from boneage_d2.data import BoneAgeDatasetMapper
     from boneage_d2.engine import load_config
-    from boneage_d2.tools.benchmark import plain_mask_rcnn, synthetic_inputs, time_interleaved
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,0 +1,30 @@
+"""Offline conversion of the RSNA release (labels, keypoints, hand masks) into COCO json.
+
+Torch-free: ``tools/convert_rsna.py`` and these functions run without PyTorch or Detectron2.
+"""
+
+from .hand_masks import HandMaskParams, derive_hand_mask, derive_masks
+from .input_problems import BadRow, ProblemLog, RSNAFormatError
+from .keypoint_files import HandKeypoints, KeypointFile, read_keypoints
+from .label_files import parse_sex, read_labels
+from .rsna import RAW_SPLITS, ConversionReport, RawSplit, convert_split, find_raw_splits, roi_box
+
+__all__ = [
+    "BadRow",
+    "ConversionReport",
+    "HandKeypoints",
+    "HandMaskParams",
+    "KeypointFile",
+    "ProblemLog",
+    "RAW_SPLITS",
+    "RSNAFormatError",
+    "RawSplit",
+    "convert_split",
+    "derive_hand_mask",
+    "derive_masks",
+    "find_raw_splits",
+    "parse_sex",
+    "read_keypoints",
+    "read_labels",
+    "roi_box",
+]

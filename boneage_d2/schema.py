@@ -1,0 +1,117 @@
+"""The converted dataset's schema, shared by the converter, the phantom and the catalog.
+
+Torch-free on purpose: the offline tools (converter, phantom generator) import it without
+Detectron2. ``docs/data.md`` describes the json these constants define.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "CANONICAL_17",
+    "HAND_CATEGORY",
+    "HAND_CATEGORY_ID",
+    "ROI_CATEGORY",
+    "ROI_CATEGORY_ID",
+    "ROI_REFERENCE_LONG_SIDE",
+    "ROI_SIZE_PX",
+    "SPLITS",
+    "WHOLEBODY_HAND_21",
+    "coco_categories",
+    "default_landmark_names",
+    "roi_boxes_xyxy",
+    "roi_side_px",
+]
+
+# --- categories -----------------------------------------------------------------------------------
+# The hand is its own category (masks, boxes, keypoints); every anatomical ROI box shares one
+# class-agnostic category and keeps its landmark index as the annotation's ``landmark``.
+HAND_CATEGORY_ID = 1
+ROI_CATEGORY_ID = 2
+HAND_CATEGORY = "hand"
+ROI_CATEGORY = "anatomical_roi"
+
+SPLITS = ("train", "val", "test")
+
+# --- ROI boxes ------------------------------------------------------------------------------------
+# ALA-Net's ROI boxes: 64 x 64 px squares at a 512-px long side, scaled with the image.
+ROI_SIZE_PX = 64.0
+ROI_REFERENCE_LONG_SIDE = 512
+
+
+def roi_side_px(
+    height: float,
+    width: float,
+    roi_size_px: float = ROI_SIZE_PX,
+    roi_reference_long_side: float = ROI_REFERENCE_LONG_SIDE,
+) -> float:
+    """Side (pixels) of an ROI box in an image of ``height`` x ``width``: ``roi_size_px`` at a
+    long side of ``roi_reference_long_side``, proportionally elsewhere."""
+    return roi_size_px * max(height, width) / roi_reference_long_side
+
+
+def roi_boxes_xyxy(
+    centres: np.ndarray, side: float, width: float, height: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Square ROI boxes of ``side`` around ``centres`` [N, 2] (continuous x, y), clipped to the
+    image: ([N, 4] XYXY boxes, [N] bool: the box keeps a non-empty part of the image)."""
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    lo = np.maximum(centres - side / 2.0, 0.0)
+    hi = np.minimum(centres + side / 2.0, np.array([float(width), float(height)]))
+    return np.concatenate([lo, hi], axis=1), (hi > lo).all(axis=1)
+
+
+# --- landmarks ------------------------------------------------------------------------------------
+# Joint centres where growth plates are read, grouped by ray (thumb = digit 1); see docs/data.md.
+CANONICAL_17: tuple[str, ...] = (
+    "radius",
+    "ulna",
+    "carpal",
+    "thumb_mcp",
+    "thumb_ip",
+    "index_mcp",
+    "index_pip",
+    "index_dip",
+    "middle_mcp",
+    "middle_pip",
+    "middle_dip",
+    "ring_mcp",
+    "ring_pip",
+    "ring_dip",
+    "little_mcp",
+    "little_pip",
+    "little_dip",
+)
+
+# COCO-WholeBody hand order: wrist, then 4 per digit from thumb to little finger, base to tip.
+WHOLEBODY_HAND_21: tuple[str, ...] = ("wrist",) + tuple(
+    f"{digit}_{joint}"
+    for digit in ("thumb", "index", "middle", "ring", "little")
+    for joint in ("1", "2", "3", "4")
+)
+
+
+def default_landmark_names(num_keypoints: int) -> tuple[str, ...]:
+    """Names for ``num_keypoints`` landmarks: canonical 17, WholeBody 21, else ``kp_<i>``."""
+    if num_keypoints == len(CANONICAL_17):
+        return CANONICAL_17
+    if num_keypoints == len(WHOLEBODY_HAND_21):
+        return WHOLEBODY_HAND_21
+    return tuple(f"kp_{i}" for i in range(num_keypoints))
+
+
+def coco_categories(landmark_names: tuple[str, ...] | list[str], with_roi: bool = True) -> list:
+    """The json's ``categories``: the hand (with its keypoint names) and, optionally, the ROI."""
+    cats = [
+        {
+            "id": HAND_CATEGORY_ID,
+            "name": HAND_CATEGORY,
+            "supercategory": HAND_CATEGORY,
+            "keypoints": list(landmark_names),
+            "skeleton": [],
+        }
+    ]
+    if with_roi:
+        cats.append({"id": ROI_CATEGORY_ID, "name": ROI_CATEGORY, "supercategory": HAND_CATEGORY})
+    return cats

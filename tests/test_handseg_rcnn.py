@@ -16,12 +16,8 @@ from detectron2.utils.events import EventStorage
 
 from boneage_d2.data import register_boneage_split
 from boneage_d2.engine import BoneAgeTrainer, build_boneage_optimizer, load_config
-from boneage_d2.modeling.handseg_rcnn import (
-    NO_HAND_FLAG,
-    crop_and_resize,
-    resample_box_masks,
-    square_boxes,
-)
+from boneage_d2.modeling.hand_crops import crop_and_resize, resample_box_masks, square_boxes
+from boneage_d2.modeling.handseg_rcnn import NO_HAND_FLAG
 from boneage_d2.vis.attention import draw_attention_maps
 from tests.cli import load_tool
 
@@ -161,6 +157,25 @@ def test_what_the_age_loss_trains(model, monkeypatch, source, gating, reaches_ma
     assert (grad > 0) == reaches_mask_head
     assert model.regressor.stem[0].weight.grad.abs().sum() > 0
     model.zero_grad()
+
+
+def test_predicted_masks_with_an_image_without_hands(model, monkeypatch):
+    """The mask head runs at the ground-truth boxes of the images that have hands, while an image
+    without hands in the same batch falls back to the whole image (the pooler gets one box list
+    per image)."""
+    monkeypatch.setattr(model, "train_mask_source", "predicted")
+    batch = [_input(64, 48, [(5, 5, 30, 60)]), _input(48, 64, []), _input(64, 64, [(2, 2, 40, 60)])]
+    losses, storage = _train_losses(model, batch)
+    assert torch.isfinite(losses["loss_age"])
+    assert storage.latest()["handseg/regressor_samples"][0] == 3
+    assert storage.latest()["handseg/whole_image_fraction"][0] == pytest.approx(1 / 3)
+
+
+def test_predicted_masks_need_hand_roi_heads():
+    opts = TINY + ["MODEL.ROI_HEADS.NAME", "StandardROIHeads"]
+    opts += ["BONEAGE.HANDSEG.TRAIN_MASK_SOURCE", "predicted"]
+    with pytest.raises(ValueError, match="HandROIHeads"):
+        build_model(load_config(DEMO, opts))
 
 
 def test_no_segmentation_ablation_trains_on_whole_images(model, monkeypatch):

@@ -19,12 +19,11 @@ from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import Boxes, Instances
 from torch import Tensor, nn
 
+from .anatomical_roi_heads import max_pool_per_image
 from .global_regressor import GlobalBoneAgeRegressor
 from .inputs import boneage_targets, check_backbone_feature, male_tensor
 
 __all__ = ["ALANet"]
-
-PATCH_ROI_SOURCES = ("proposals", "annotated")
 
 
 @META_ARCH_REGISTRY.register()
@@ -49,22 +48,16 @@ class ALANet(GlobalBoneAgeRegressor):
         roi_heads: nn.Module | None,
         num_rois: int = 17,
         use_local_feature: bool = True,
-        patch_rois: str = "proposals",
         age_on: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if patch_rois not in PATCH_ROI_SOURCES:
-            raise ValueError(
-                f"BONEAGE.ALANET.PATCH_ROIS={patch_rois!r}; expected one of {PATCH_ROI_SOURCES}"
-            )
         self.local_in_feature = local_in_feature
         self.local_reducer = local_reducer
         self.proposal_generator = proposal_generator
         self.roi_heads = roi_heads
         self.num_rois = num_rois
         self.use_local_feature = use_local_feature
-        self.patch_rois = patch_rois
         self.age_on = age_on
 
     @classmethod
@@ -110,7 +103,6 @@ class ALANet(GlobalBoneAgeRegressor):
             roi_heads=build_roi_heads(cfg, {name: shape}) if needs_roi_heads else None,
             num_rois=a.NUM_ROIS,
             use_local_feature=a.LOCAL_FEATURE,
-            patch_rois=a.PATCH_ROIS,
             age_on=a.AGE_ON,
         )
         return ret
@@ -136,32 +128,25 @@ class ALANet(GlobalBoneAgeRegressor):
         gt_rois = self._gt_rois(batched_inputs) if self.training else None
 
         losses: dict[str, Tensor] = {}
-        top: list[Instances] = []
+        rois: list[Instances] = []
         if self.proposal_generator is not None:
             proposals, rpn_losses = self.proposal_generator(images, local_maps, gt_rois)
             losses.update(rpn_losses)
-            top = [p[: self.num_rois] for p in proposals]  # sorted by objectness
-        proposal_boxes = [p.proposal_boxes for p in top] if top else None
-
-        local = patch_ages = None
-        ages = (
-            boneage_targets(batched_inputs, self.device) if self.training and self.age_on else None
-        )
-        if self.roi_heads is not None and self.age_on:
-            patch_boxes = proposal_boxes
-            if self.patch_rois == "annotated" and self.training:
-                patch_boxes = [g.gt_boxes for g in gt_rois]
-            local_boxes = proposal_boxes if (self.use_local_feature or not self.training) else None
-            local, patch_ages, roi_losses = self.roi_heads(
-                local_maps, local_boxes, patch_boxes, ages
-            )
+            rois = [p[: self.num_rois] for p in proposals]  # sorted by objectness
+        ages = None
+        if self.training and self.age_on:
+            ages = boneage_targets(batched_inputs, self.device)
+            rois, gt_rois = with_image_ages(rois, ages), with_image_ages(gt_rois, ages)
+        if self.roi_heads is not None and self.age_on and (rois or self.training):
+            rois, roi_losses = self.roi_heads(images, local_maps, rois, gt_rois)
             losses.update(roi_losses)
 
         outputs = None
         if self.age_on:
             parts = [self.global_feature(images, features)]
             if self.use_local_feature:
-                parts.append(local)
+                feats = torch.cat([r.roi_features for r in rois])
+                parts.append(max_pool_per_image(feats, [len(r) for r in rois]))
             if self.gender is not None:
                 parts.append(self.gender(male_tensor(batched_inputs, self.device)))
             outputs = self.age_head(torch.cat(parts, dim=1))
@@ -170,21 +155,21 @@ class ALANet(GlobalBoneAgeRegressor):
                 losses["loss_ord"] = self.age_head.losses(outputs, ages)
             return losses
         months = self.age_head.predict_months(outputs) if self.age_on else None
-        return self._inference_results(batched_inputs, images, top, months, patch_ages)
+        return self._inference_results(batched_inputs, images, rois, months)
 
-    def _inference_results(self, batched_inputs, images, top, months, patch_ages) -> list[dict]:
+    def _inference_results(self, batched_inputs, images, rois, months) -> list[dict]:
         results = []
         for i, x in enumerate(batched_inputs):
             r: dict = {}
             if months is not None:
                 r["boneage"] = months[i]
-            if top:
+            if rois:
                 inst = Instances(images.image_sizes[i])
-                inst.pred_boxes = Boxes(top[i].proposal_boxes.tensor)
-                inst.scores = torch.sigmoid(top[i].objectness_logits)
+                inst.pred_boxes = Boxes(rois[i].proposal_boxes.tensor)
+                inst.scores = torch.sigmoid(rois[i].objectness_logits)
                 inst.pred_classes = torch.zeros(len(inst), dtype=torch.int64, device=self.device)
-                if patch_ages is not None:
-                    inst.patch_boneage = patch_ages[i]
+                if rois[i].has("patch_boneage"):
+                    inst.patch_boneage = rois[i].patch_boneage
                 h, w = (
                     x.get("height", images.image_sizes[i][0]),
                     x.get("width", images.image_sizes[i][1]),
@@ -192,3 +177,11 @@ class ALANet(GlobalBoneAgeRegressor):
                 r["instances"] = detector_postprocess(inst, h, w)
             results.append(r)
         return results
+
+
+def with_image_ages(instances: list[Instances], ages: Tensor) -> list[Instances]:
+    """Label every box of image i with its image's age ``ages[i]`` (``gt_boneage``, months): the
+    target of anatomical patch training."""
+    for inst, age in zip(instances, ages):
+        inst.gt_boneage = age.repeat(len(inst))
+    return instances

@@ -1,9 +1,10 @@
 """``AnatomicalROIHeads``: ALA-Net's anatomical local extraction and anatomical patch training.
 
-ROIAlign over the anatomical ROIs, a shared ROI head (4 conv + 1 fc: Detectron2's
-``FastRCNNConvFCHead`` from the box-head registry), max-pooling across the ROI features of each
-image (the local feature), and, in training, an ordinal age head on every ROI feature (patch
-training, loss ``loss_patch``).
+ROIAlign over the anatomical ROIs and a shared ROI head (4 conv + 1 fc: Detectron2's
+``FastRCNNConvFCHead`` from the box-head registry) give one feature per ROI; ALA-Net max-pools
+them per image into its local feature (:func:`max_pool_per_image`). In training, an ordinal age
+head on every ROI feature is anatomical patch training (loss ``loss_patch``); at inference it
+gives each ROI its own age.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.poolers import ROIPooler
 from detectron2.modeling.roi_heads import ROIHeads, build_box_head
-from detectron2.structures import Boxes
+from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor, nn
 
 from .age_head import OrdinalAgeHead
 
-__all__ = ["AnatomicalROIHeads", "max_pool_per_image"]
+__all__ = ["AnatomicalROIHeads", "PATCH_ROI_SOURCES", "max_pool_per_image"]
+
+PATCH_ROI_SOURCES = ("proposals", "annotated")
 
 
 def max_pool_per_image(roi_features: Tensor, counts: list[int]) -> Tensor:
@@ -36,12 +39,19 @@ def max_pool_per_image(roi_features: Tensor, counts: list[int]) -> Tensor:
 
 @ROI_HEADS_REGISTRY.register()
 class AnatomicalROIHeads(ROIHeads):
-    """Shared ROI head over the anatomical ROIs; local feature and patch-training loss.
+    """Shared ROI head over the anatomical ROIs; per-ROI features, ages and the patch loss.
 
-    ``forward(features, local_boxes, patch_boxes, ages)`` returns ``(local_feature, patch_ages,
-    losses)``: the [N, D] max-pooled local feature (``None`` without ``local_boxes``), per-image
-    [R_i] patch ages in months at inference (``None`` in training or without a patch head), and
-    ``{"loss_patch": ...}`` in training when patch training is on.
+    Detectron2's ROI-heads contract: ``forward(images, features, proposals, targets=None)``
+    returns ``(rois, losses)``.
+
+    - ``proposals``: per image the ROIs to read (``proposal_boxes``; ALA-Net passes the RPN's
+      top ``NUM_ROIS``). For patch training on proposals they carry ``gt_boneage`` [R] (the
+      image's age in months, repeated per box).
+    - ``targets`` (training): per image the annotated ROI boxes (``gt_boxes``, ``gt_boneage``),
+      the patch-training ROIs when ``patch_rois == "annotated"``.
+    - ``rois``: ``proposals`` with ``roi_features`` [R, D] (always at inference; in training when
+      ``local_feature_on``) and, at inference with a patch head, ``patch_boneage`` [R] (months).
+    - ``losses``: ``{"loss_patch": ...}`` in training when patch training is on.
     """
 
     @configurable
@@ -53,14 +63,22 @@ class AnatomicalROIHeads(ROIHeads):
         box_head: nn.Module,
         patch_head: nn.Module | None,
         patch_loss_weight: float = 1.0,
+        local_feature_on: bool = True,
+        patch_rois: str = "proposals",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if patch_rois not in PATCH_ROI_SOURCES:
+            raise ValueError(
+                f"BONEAGE.ALANET.PATCH_ROIS={patch_rois!r}; expected one of {PATCH_ROI_SOURCES}"
+            )
         self.in_features = in_features
         self.pooler = pooler
         self.box_head = box_head
         self.patch_head = patch_head
         self.patch_loss_weight = patch_loss_weight
+        self.local_feature_on = local_feature_on
+        self.patch_rois = patch_rois
 
     @property
     def output_dim(self) -> int:
@@ -99,6 +117,8 @@ class AnatomicalROIHeads(ROIHeads):
             box_head=box_head,
             patch_head=patch_head,
             patch_loss_weight=a.PATCH_LOSS_WEIGHT,
+            local_feature_on=a.LOCAL_FEATURE,
+            patch_rois=a.PATCH_ROIS,
         )
         return ret
 
@@ -109,32 +129,48 @@ class AnatomicalROIHeads(ROIHeads):
 
     def forward(
         self,
+        images: ImageList,
         features: dict[str, Tensor],
-        local_boxes: list[Boxes] | None,
-        patch_boxes: list[Boxes] | None = None,
-        ages: Tensor | None = None,
-    ):
-        local = patch_ages = None
+        proposals: list[Instances],
+        targets: list[Instances] | None = None,
+    ) -> tuple[list[Instances], dict[str, Tensor]]:
+        del images  # ROIs are in the padded image's pixels already
+        counts = [len(p) for p in proposals]
+        feats = None
+        if self.local_feature_on or not self.training:
+            feats = self.roi_features(features, [p.proposal_boxes for p in proposals])
+            for p, chunk in zip(proposals, feats.split(counts)):
+                p.roi_features = chunk
         losses: dict[str, Tensor] = {}
-        local_feats = None
-        if local_boxes is not None:
-            local_feats = self.roi_features(features, local_boxes)
-            local = max_pool_per_image(local_feats, [len(b) for b in local_boxes])
-        if self.patch_head is None:
-            return local, patch_ages, losses
-        if self.training:
-            if patch_boxes is None or ages is None:
-                raise ValueError("patch training needs the patch ROIs and the image ages")
-            counts = [len(b) for b in patch_boxes]
-            same = patch_boxes is local_boxes and local_feats is not None
-            feats = local_feats if same else self.roi_features(features, patch_boxes)
-            if sum(counts) == 0:
-                losses["loss_patch"] = feats.sum() * 0.0  # keeps every parameter in the graph
-            else:
-                targets = torch.repeat_interleave(ages, torch.as_tensor(counts, device=ages.device))
-                loss = self.patch_head.losses(self.patch_head(feats), targets)
-                losses["loss_patch"] = self.patch_loss_weight * loss
-        elif local_feats is not None:
-            months = self.patch_head.predict_months(self.patch_head(local_feats))
-            patch_ages = list(torch.split(months, [len(b) for b in local_boxes]))
-        return local, patch_ages, losses
+        if self.patch_head is not None and self.training:
+            losses["loss_patch"] = self._patch_loss(features, proposals, targets, feats)
+        elif self.patch_head is not None:
+            months = self.patch_head.predict_months(self.patch_head(feats))
+            for p, chunk in zip(proposals, months.split(counts)):
+                p.patch_boneage = chunk
+        return proposals, losses
+
+    def _patch_loss(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Instances],
+        targets: list[Instances] | None,
+        proposal_feats: Tensor | None,
+    ) -> Tensor:
+        """Anatomical patch training: every ROI predicts its image's age (ordinal loss)."""
+        if self.patch_rois == "annotated":
+            if targets is None:
+                raise ValueError("patch training on annotated ROIs needs the targets")
+            rois, boxes = targets, [t.gt_boxes for t in targets]
+            feats = self.roi_features(features, boxes)
+        else:
+            rois = proposals
+            if proposal_feats is None:
+                proposal_feats = self.roi_features(features, [p.proposal_boxes for p in rois])
+            feats = proposal_feats
+        if any(not r.has("gt_boneage") for r in rois):
+            raise ValueError("patch training needs 'gt_boneage' on every patch ROI")
+        if sum(len(r) for r in rois) == 0:
+            return feats.sum() * 0.0  # keeps every parameter in the graph
+        ages = torch.cat([r.gt_boneage for r in rois])
+        return self.patch_loss_weight * self.patch_head.losses(self.patch_head(feats), ages)

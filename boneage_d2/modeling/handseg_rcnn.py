@@ -10,19 +10,11 @@ sex go to the final fully-connected layer (an age head of ``AGE_HEAD_REGISTRY``)
 Loss (paper A Eq. 2): ``loss_cls + loss_box_reg + loss_mask`` (+ Detectron2's RPN losses) +
 ``loss_age`` (``BONEAGE.HEAD.REGRESSION_LOSS``: L1 by default, paper A's text; L2 = its Eq. 3).
 
-Which mask gates the regressor's input, and what each setting trains:
-
-- training, ``TRAIN_MASK_SOURCE: "gt"`` (paper A): the ground-truth masks. ``loss_age`` trains
-  only the regressor (RAN + final FC); Mask R-CNN is trained by its own losses alone.
-- training, ``"predicted"`` + ``MASK_GATING: "hard"``: the mask head's prediction at each
-  ground-truth box, binarised at 0.5. The regressor learns on the masks it will see at test
-  time; still no gradient from ``loss_age`` into Mask R-CNN.
-- training, ``"predicted"`` + ``"soft"``: the mask probabilities gate the image, so
-  ``loss_age`` also reaches the mask head and, through ROIAlign, the backbone/FPN: the
-  segmentation is then shaped by what helps the age too (end-to-end in the strict sense).
-- inference: the predicted masks of the detected hands, hard or soft as ``MASK_GATING``.
-- ``USE_SEGMENTATION: False`` (ablation): the regressor sees the whole image (same square
-  resize); Mask R-CNN still trains and predicts, but its masks do not reach the regressor.
+Which mask gates the regressor's input (``TRAIN_MASK_SOURCE`` "gt" or "predicted", at the
+ground-truth boxes through ``HandROIHeads``; ``MASK_GATING`` "hard" or "soft") decides what
+``loss_age`` trains: only "predicted" + "soft" lets it reach the mask head and the backbone.
+``docs/handseg_ran.md`` tabulates each setting. ``USE_SEGMENTATION: False`` (ablation): the
+regressor sees the whole image; Mask R-CNN still trains and predicts.
 
 ``DETECTOR_SCALE`` < 1 runs Mask R-CNN on a downscaled copy of the image while the regressor
 still crops the full-size image (boxes and masks are mapped back), so the hand crop keeps its
@@ -35,33 +27,24 @@ flagged ``"no_hand_found"``.
 
 from __future__ import annotations
 
-import logging
 import math
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
-from detectron2.structures import BitMasks, Boxes, ImageList, Instances
+from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
-from torchvision.ops import roi_align
 
 from .age_head import build_age_head
+from .detector_scale import box_scale_factors, scale_image, scale_instances
 from .gender import GenderEmbedding
+from .hand_crops import hand_crops, whole_image_crop
+from .hand_roi_heads import HandROIHeads
 from .inputs import batch_images, boneage_targets, male_tensor, square_pad_size
 from .residual_attention import ResidualAttentionNetwork, attention_maps_from_logits
 
-__all__ = [
-    "HandSegBoneAgeRCNN",
-    "NO_HAND_FLAG",
-    "crop_and_resize",
-    "gate_with_mask",
-    "resample_box_masks",
-    "square_boxes",
-]
-
-logger = logging.getLogger(__name__)
+__all__ = ["HandSegBoneAgeRCNN", "NO_HAND_FLAG"]
 
 NO_HAND_FLAG = "no_hand_found"
 TRAIN_MASK_SOURCES = ("gt", "predicted")
@@ -69,57 +52,6 @@ MASK_GATINGS = ("hard", "soft")
 GENDER_FEATURES = ("bit", "embedding", "none")
 MASK_THRESHOLD = 0.5  # binarisation of predicted mask probabilities (Detectron2's paste default)
 REGRESSOR_FEATURE = "stage4"
-
-
-def square_boxes(boxes: Tensor) -> Tensor:
-    """[K, 4] XYXY boxes -> squares with the same centres and side = the longer box side."""
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    half = (boxes[:, 2:] - boxes[:, :2]).max(dim=1, keepdim=True).values.clamp(min=1.0) / 2
-    return torch.cat([centre - half, centre + half], dim=1)
-
-
-def crop_and_resize(maps: Tensor, boxes: Tensor, size: int, batch_index: Tensor | None = None):
-    """Crop ``boxes`` [K, 4] (XYXY, pixels, continuous coordinates) out of ``maps`` [B, C, H, W]
-    and resize each to ``size`` x ``size`` (ROIAlign, area-averaged when shrinking; zero outside
-    the map). ``batch_index`` [K] says which map each box reads (default: all map 0).
-    Returns [K, C, size, size]."""
-    if batch_index is None:
-        batch_index = boxes.new_zeros(len(boxes))
-    rois = torch.cat([batch_index.to(boxes.dtype)[:, None], boxes], dim=1)
-    return roi_align(maps, rois, output_size=size, spatial_scale=1.0, aligned=True)
-
-
-def resample_box_masks(masks: Tensor, mask_boxes: Tensor, boxes: Tensor, size: int) -> Tensor:
-    """Resample box-relative masks onto other boxes' ``size`` x ``size`` grids (differentiable).
-
-    Args:
-        masks: [K, M, M] mask values over ``mask_boxes`` (Mask R-CNN's per-box masks).
-        mask_boxes: [K, 4] XYXY boxes the masks cover, in image pixels.
-        boxes: [K, 4] XYXY target boxes (e.g. the squared crop boxes), in image pixels.
-    Returns:
-        [K, size, size]; zero where a target cell lies outside its mask box.
-    """
-    k = len(masks)
-    t = (torch.arange(size, device=masks.device, dtype=masks.dtype) + 0.5) / size
-    xs = boxes[:, 0:1] + t[None] * (boxes[:, 2:3] - boxes[:, 0:1])  # [K, S] pixel centres
-    ys = boxes[:, 1:2] + t[None] * (boxes[:, 3:4] - boxes[:, 1:2])
-    mw = (mask_boxes[:, 2:3] - mask_boxes[:, 0:1]).clamp(min=1e-3)
-    mh = (mask_boxes[:, 3:4] - mask_boxes[:, 1:2]).clamp(min=1e-3)
-    gx = (xs - mask_boxes[:, 0:1]) / mw * 2 - 1
-    gy = (ys - mask_boxes[:, 1:2]) / mh * 2 - 1
-    grid = torch.stack(
-        [gx[:, None, :].expand(k, size, size), gy[:, :, None].expand(k, size, size)], dim=-1
-    )
-    return F.grid_sample(
-        masks[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
-    )[:, 0]
-
-
-def gate_with_mask(crops: Tensor, masks: Tensor, background: float) -> Tensor:
-    """``crops`` [K, C, S, S] kept where ``masks`` [K, S, S] (in [0, 1]) is 1, ``background``
-    where it is 0, blended in between (soft masks)."""
-    m = masks[:, None]
-    return crops * m + background * (1.0 - m)
 
 
 @META_ARCH_REGISTRY.register()
@@ -188,6 +120,11 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
         ):
             if value not in allowed:
                 raise ValueError(f"BONEAGE.HANDSEG.{key}={value!r}; expected one of {allowed}")
+        if train_mask_source == "predicted" and not isinstance(self.roi_heads, HandROIHeads):
+            raise ValueError(
+                "BONEAGE.HANDSEG.TRAIN_MASK_SOURCE='predicted' needs the mask head at given boxes: "
+                "set MODEL.ROI_HEADS.NAME 'HandROIHeads'"
+            )
         if use_segmentation and not getattr(self.roi_heads, "mask_on", False):
             raise ValueError(
                 "BONEAGE.HANDSEG.USE_SEGMENTATION=True needs the mask head: set MODEL.MASK_ON True"
@@ -258,84 +195,34 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
         """Normalise and batch as ``GeneralizedRCNN``, padded to the fixed square
         ``pad_square_size`` (``BONEAGE.INPUT.PAD_TO_SQUARE``) so detections do not depend on
         which images share the batch (GroupNorm sees the padding)."""
+        scale = self.detector_scale
         images = [
-            (self._detector_image(x["image"]) - self.pixel_mean) / self.pixel_std
+            (scale_image(x["image"].to(self.device), scale) - self.pixel_mean) / self.pixel_std
             for x in batched_inputs
         ]
         return batch_images(images, self.backbone, self.pad_square_size)
 
-    def _detector_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
-        """(height, width) of the detector's copy of an image of ``image_size``."""
-        h, w = image_size
-        s = self.detector_scale
-        return (max(1, round(h * s)), max(1, round(w * s))) if s != 1.0 else (h, w)
-
-    def _detector_image(self, image: Tensor) -> Tensor:
-        """The mapper's image [3, H, W] as the detector sees it (resized by ``detector_scale``)."""
-        image = image.to(self.device)
-        if self.detector_scale == 1.0:
-            return image
-        size = self._detector_size(image.shape[-2:])
-        return F.interpolate(
-            image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True
-        )[0]
-
     def _box_scale(self, image_size: tuple[int, int]) -> Tensor:
         """[4] factors from mapper-image to detector pixels (x, y, x, y)."""
-        dh, dw = self._detector_size(image_size)
-        return torch.tensor(
-            [dw / image_size[1], dh / image_size[0]] * 2, device=self.device, dtype=torch.float32
-        )
+        return box_scale_factors(image_size, self.detector_scale, self.device)
 
     def _detector_instances(self, instances: Instances) -> Instances:
         """Ground truth in detector pixels: boxes scaled, masks resized (area-weighted, >= 0.5)."""
-        if self.detector_scale == 1.0:
-            return instances
-        size = self._detector_size(instances.image_size)
-        out = Instances(size)
-        out.gt_boxes = Boxes(instances.gt_boxes.tensor * self._box_scale(instances.image_size))
-        out.gt_classes = instances.gt_classes
-        if instances.has("gt_masks"):
-            masks = instances.gt_masks.tensor.float()
-            if len(masks):
-                masks = F.interpolate(masks[None], size=size, mode="area")[0]
-            out.gt_masks = BitMasks(masks.new_zeros((0, *size)) if not len(masks) else masks >= 0.5)
-        return out
+        return scale_instances(instances, self.detector_scale)
 
     # ---------------------------------------------------------------- regressor
-    def _crop_boxes(self, boxes: Tensor) -> Tensor:
-        return square_boxes(boxes) if self.square_crop else boxes
+    def _crop_args(self) -> dict:
+        return dict(size=self.input_size, background=self.background_value, square=self.square_crop)
 
     def _whole_image_input(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """The whole image as a regressor input: ([3, S, S] gated to the image area, [4] box)."""
-        h, w = image.shape[-2:]
-        box = self._crop_boxes(torch.tensor([[0.0, 0.0, w, h]], device=self.device))
-        crop = crop_and_resize(image[None], box, self.input_size)
-        inside = crop_and_resize(image.new_ones((1, 1, h, w)), box, self.input_size)[:, 0]
-        return gate_with_mask(crop, inside, self.background_value)[0], box[0]
+        return whole_image_crop(image, **self._crop_args())
 
     def _hand_inputs(
         self, image: Tensor, boxes: Tensor, masks: Tensor, mask_boxes: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        """Regressor inputs for hands in one image.
-
-        Args:
-            image: [3, H, W] float, the mapper's pixel values.
-            boxes: [K, 4] hand boxes (XYXY, that image's pixels).
-            masks: [K, H, W] full-image masks (``mask_boxes`` None) or [K, M, M] masks over
-                ``mask_boxes`` [K, 4] (Mask R-CNN's box-relative masks); values in [0, 1].
-        Returns:
-            ([K, 3, S, S] gated crops, [K, 4] crop boxes).
-        """
-        crop_boxes = self._crop_boxes(boxes)
-        crops = crop_and_resize(image[None], crop_boxes, self.input_size)
-        if mask_boxes is None:
-            index = torch.arange(len(boxes), device=boxes.device)
-            gates = crop_and_resize(masks[:, None].float(), crop_boxes, self.input_size, index)
-            gates = gates[:, 0]
-        else:
-            gates = resample_box_masks(masks, mask_boxes, crop_boxes, self.input_size)
-        return gate_with_mask(crops, gates, self.background_value), crop_boxes
+        """Regressor inputs for hands in one image (:func:`hand_crops`)."""
+        return hand_crops(image, boxes, masks, mask_boxes, **self._crop_args())
 
     def _gate_predicted(self, probs: Tensor) -> Tensor:
         """Predicted mask probabilities -> the gate: binary (no gradient) or the probabilities."""
@@ -361,21 +248,22 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
             parts.append(self.gender(male))
         return self.age_head(torch.cat(parts, dim=1)), logits
 
-    def _predicted_masks_at(self, features: dict[str, Tensor], instances: list[Instances]):
-        """The mask head's probabilities [sum K_i, M, M] at each image's ``gt_boxes`` (given in
-        the mapper image's pixels; pooled at their detector-pixel position)."""
-        roi_heads = self.roi_heads
-        if getattr(roi_heads, "mask_pooler", None) is None:
-            raise ValueError(
-                "BONEAGE.HANDSEG.TRAIN_MASK_SOURCE='predicted' needs a pooled mask head "
-                "(StandardROIHeads with ROI_MASK_HEAD.POOLER_TYPE set)"
-            )
-        boxes = [Boxes(x.gt_boxes.tensor * self._box_scale(x.image_size)) for x in instances]
-        pooled = roi_heads.mask_pooler([features[f] for f in roi_heads.mask_in_features], boxes)
-        logits = roi_heads.mask_head.layers(pooled)  # [K, C or 1, M, M]
-        classes = torch.cat([x.gt_classes for x in instances]).clamp(max=logits.shape[1] - 1)
-        index = torch.arange(len(logits), device=logits.device)
-        return torch.sigmoid(logits[index, classes])
+    def _predicted_masks_at(
+        self, features: dict[str, Tensor], hands: list[Instances | None]
+    ) -> list[Tensor | None]:
+        """The mask head's probabilities [K_i, M, M] at each image's hands' ``gt_boxes`` (given in
+        the mapper image's pixels, pooled at their detector-pixel position); None for images
+        without hands."""
+        boxes = [
+            Boxes(h.gt_boxes.tensor * self._box_scale(h.image_size))
+            if h is not None
+            else Boxes(torch.zeros((0, 4), device=self.device))
+            for h in hands
+        ]
+        classes = [h.gt_classes for h in hands if h is not None]
+        probs = self.roi_heads.mask_probabilities(features, boxes, torch.cat(classes))
+        chunks = iter(probs.split([len(h) for h in hands if h is not None]))
+        return [next(chunks) if h is not None else None for h in hands]
 
     def _training_hands(self, instances: Instances) -> Instances:
         """Ground-truth hands that become regressor samples (all, or the largest)."""
@@ -396,11 +284,10 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
             self._training_hands(x) if self.use_segmentation and len(x) > 0 else None
             for x in gt_instances
         ]
-        predicted = None
+        predicted = [None] * len(hands)
         if self.train_mask_source == "predicted" and any(h is not None for h in hands):
-            probs = self._predicted_masks_at(features, [h for h in hands if h is not None])
-            predicted = iter(probs.split([len(h) for h in hands if h is not None]))
-        for i, (x, hand) in enumerate(zip(batched_inputs, hands)):
+            predicted = self._predicted_masks_at(features, hands)
+        for i, (x, hand, probs) in enumerate(zip(batched_inputs, hands, predicted)):
             image = x["image"].to(self.device).float()
             if hand is None:
                 crop, _ = self._whole_image_input(image)
@@ -409,8 +296,8 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
                 num_fallback += 1
                 continue
             boxes = hand.gt_boxes.tensor
-            if predicted is not None:
-                gates, mask_boxes = self._gate_predicted(next(predicted)), boxes
+            if probs is not None:
+                gates, mask_boxes = self._gate_predicted(probs), boxes
             elif hand.has("gt_masks"):
                 gates, mask_boxes = hand.gt_masks.tensor, None
             else:  # a hand without a mask: its (square) box, gated to the image area only
@@ -432,17 +319,17 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
             return self.inference(batched_inputs)
         batched_inputs = [self._with_instances(x) for x in batched_inputs]
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-        detector_inputs = [
-            {**x, "instances": self._detector_instances(inst)}
-            for x, inst in zip(batched_inputs, gt_instances)
-        ]
-        captured: dict[str, Tensor] = {}
-        hook = self.backbone.register_forward_hook(lambda _m, _i, out: captured.update(out))
-        try:
-            losses = super().forward(detector_inputs)  # Mask R-CNN, its losses, visualisation
-        finally:
-            hook.remove()
-        losses.update(self._training_age_loss(batched_inputs, gt_instances, captured))
+        detector_gt = [self._detector_instances(inst) for inst in gt_instances]
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        proposals, proposal_losses = self.proposal_generator(images, features, detector_gt)
+        _, detector_losses = self.roi_heads(images, features, proposals, detector_gt)
+        if self.vis_period > 0 and get_event_storage().iter % self.vis_period == 0:
+            self.visualize_training(
+                [{**x, "instances": gt} for x, gt in zip(batched_inputs, detector_gt)], proposals
+            )
+        losses = {**detector_losses, **proposal_losses}  # GeneralizedRCNN's order
+        losses.update(self._training_age_loss(batched_inputs, gt_instances, features))
         return losses
 
     @staticmethod

@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+from boneage_d2.benchmark import MIN_REPEATS, time_interleaved
 from tests.cli import load_tool
 
 from .conftest import write_tiny_dataset
@@ -109,7 +110,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, message):
 
 
 def test_failed_measurement_is_reported_and_exit_1(tmp_path, monkeypatch):
-    def broken(rows: int, workers: int) -> dict:
+    def broken(rows: int, workers: int, seed: int) -> dict:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(benchmark, "bench_convert", broken)
@@ -122,8 +123,8 @@ def test_failed_measurement_is_reported_and_exit_1(tmp_path, monkeypatch):
 def test_time_interleaved_alternates_order_and_respects_budget():
     order = []
     calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
-    times = benchmark.time_interleaved(calls, warmup=1, repeats=4)
+    times = time_interleaved(calls, warmup=1, repeats=4)
     assert order == ["a", "b"] + ["a", "b", "b", "a"] * 2
     assert [len(v) for v in times.values()] == [4, 4]
-    times = benchmark.time_interleaved(calls, warmup=0, repeats=50, budget_s=0.0)
-    assert len(times["a"]) == benchmark.MIN_REPEATS
+    times = time_interleaved(calls, warmup=0, repeats=50, budget_s=0.0)
+    assert len(times["a"]) == MIN_REPEATS

@@ -1,4 +1,4 @@
-"""Tests of the synthetic phantom generator (boneage_d2.phantom.generator) and its CLI."""
+"""Tests of the synthetic phantom generator (boneage_d2.phantom) and its CLI."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from boneage_d2.phantom.anatomy import PHYSES, maturity_cues, physis_state
-from boneage_d2.phantom.generator import (
+from boneage_d2.phantom import (
     DISTRACTOR_KINDS,
     SPLIT_FILES,
     PhantomConfig,
@@ -23,6 +22,7 @@ from boneage_d2.phantom.generator import (
     sample_phantom,
     split_ids,
 )
+from boneage_d2.phantom.anatomy import PHYSES, maturity_cues, physis_state
 from boneage_d2.schema import CANONICAL_17
 from tests.cli import load_tool
 

@@ -1,166 +1,213 @@
-"""``add_boneage_config``: every key this package adds, under ``cfg.BONEAGE``."""
+"""``add_boneage_config``: every key this package adds, under ``cfg.BONEAGE``.
+
+``add_boneage_config`` calls one small ``add_*_config`` per component, each adding its node with a
+one-line comment per key (what it means, where its default comes from). Defaults follow the
+ALA-Net paper unless a comment says otherwise.
+"""
 
 from __future__ import annotations
 
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_boneage_config"]
+__all__ = [
+    "add_age_model_config",
+    "add_alanet_config",
+    "add_boneage_config",
+    "add_data_config",
+    "add_evaluation_config",
+    "add_handseg_config",
+    "add_residual_attention_config",
+    "add_solver_config",
+    "add_training_config",
+]
 
 
 def add_boneage_config(cfg: CN) -> CN:
     """Add the bone-age keys to a Detectron2 config (in place; also returned).
 
     Every key lives under ``cfg.BONEAGE`` so it never collides with Detectron2's own. Calling it
-    twice is harmless. Defaults follow the ALA-Net paper unless a comment says otherwise.
+    twice is harmless.
     """
     if "BONEAGE" in cfg:
         return cfg
     cfg.BONEAGE = CN()
-    # Age range the models predict (months). RSNA labels lie in 1..228.
-    cfg.BONEAGE.MAX_AGE_MONTHS = 240.0
+    for add in (
+        add_age_model_config,
+        add_alanet_config,
+        add_data_config,
+        add_solver_config,
+        add_handseg_config,
+        add_residual_attention_config,
+        add_training_config,
+        add_evaluation_config,
+    ):
+        add(cfg)
+    return cfg
+
+
+def add_age_model_config(cfg: CN) -> None:
+    """Target scaling, the pooled global feature, the gender feature and the age head."""
+    b = cfg.BONEAGE
     # Target normalisation for the regression heads: predict (age - MEAN) / STD.
-    cfg.BONEAGE.AGE_MEAN_MONTHS = 127.0
-    cfg.BONEAGE.AGE_STD_MONTHS = 42.0
+    b.AGE_MEAN_MONTHS = 127.0
+    b.AGE_STD_MONTHS = 42.0
 
     # Global branch of GlobalBoneAgeRegressor / ALA-Net: which backbone feature is pooled.
-    cfg.BONEAGE.GLOBAL = CN()
-    cfg.BONEAGE.GLOBAL.IN_FEATURE = "res5"
+    b.GLOBAL = CN()
+    b.GLOBAL.IN_FEATURE = "res5"
 
     # Gender feature (PRSNet / ALA-Net): male bit -> FC embedding of this size.
-    cfg.BONEAGE.GENDER = CN()
-    cfg.BONEAGE.GENDER.EMBED_DIM = 32
+    b.GENDER = CN()
+    b.GENDER.EMBED_DIM = 32
 
     # Age head (registered in AGE_HEAD_REGISTRY): fusion MLP + predictor.
-    cfg.BONEAGE.HEAD = CN()
-    cfg.BONEAGE.HEAD.NAME = "OrdinalAgeHead"  # or "RegressionAgeHead"
-    cfg.BONEAGE.HEAD.HIDDEN_DIMS = [256]  # fusion MLP hidden layer sizes
-    cfg.BONEAGE.HEAD.DROPOUT = 0.0
-    cfg.BONEAGE.HEAD.LOSS_WEIGHT = 1.0
+    b.HEAD = CN()
+    b.HEAD.NAME = "OrdinalAgeHead"  # or "RegressionAgeHead"
+    b.HEAD.HIDDEN_DIMS = [256]  # fusion MLP hidden layer sizes
+    b.HEAD.DROPOUT = 0.0
+    b.HEAD.LOSS_WEIGHT = 1.0
     # RegressionAgeHead loss: "l1" (default, paper A's text), "l2" (paper A's Eq. 3), "smooth_l1".
-    cfg.BONEAGE.HEAD.REGRESSION_LOSS = "l1"
+    b.HEAD.REGRESSION_LOSS = "l1"
 
     # Ordinal regression (ALA-Net Eq. 1). Rank r = round(age / RANK_WIDTH_MONTHS), clipped to
     # [0, NUM_RANKS - 1]; NUM_RANKS - 1 binary tasks "rank > k"; prediction = width * sum(p).
-    cfg.BONEAGE.ORDINAL = CN()
-    cfg.BONEAGE.ORDINAL.NUM_RANKS = 241  # 0..240 months at 1-month ranks
-    cfg.BONEAGE.ORDINAL.RANK_WIDTH_MONTHS = 1.0
+    b.ORDINAL = CN()
+    b.ORDINAL.NUM_RANKS = 241  # 0..240 months at 1-month ranks
+    b.ORDINAL.RANK_WIDTH_MONTHS = 1.0
     # "independent": the paper's K-1 free logits; "coral": shared weights + K-1 biases
     # (rank-consistent, Cao et al. 2020); "corn": conditional training (Shi et al. 2021).
     # From random init, corn needs coarse ranks (e.g. 21 x 12 months): at 241 x 1 month it
     # stayed at the mean predictor for 1,500 iterations on phantom data (docs/alanet.md).
-    cfg.BONEAGE.ORDINAL.FORMULATION = "independent"
+    b.ORDINAL.FORMULATION = "independent"
 
-    # ALA-Net (meta-architecture ALANet, ROI heads AnatomicalROIHeads). The local feature map is
-    # MODEL.RPN.IN_FEATURES (= MODEL.ROI_HEADS.IN_FEATURES), "res4" by default.
-    cfg.BONEAGE.ALANET = CN()
-    cfg.BONEAGE.ALANET.NUM_ROIS = 17  # top-K proposals kept per image = the dataset's landmarks
-    # 1x1 conv (+GN, ReLU) to this many channels before the RPN and ROIAlign; 0 = none (paper).
+
+def add_alanet_config(cfg: CN) -> None:
+    """ALA-Net (meta-architecture ``ALANet``, ROI heads ``AnatomicalROIHeads``).
+
+    The local feature map is ``MODEL.RPN.IN_FEATURES`` (= ``MODEL.ROI_HEADS.IN_FEATURES``),
+    ``res4`` by default.
+    """
+    a = cfg.BONEAGE.ALANET = CN()
+    a.NUM_ROIS = 17  # top-K proposals kept per image = the dataset's landmarks
+    # 1x1 conv (+norm, ReLU) to this many channels before the RPN and ROIAlign; 0 = none (paper).
     # 256 keeps the local branch cheap (a 1024-channel RPN conv alone adds ~29% to R50).
-    cfg.BONEAGE.ALANET.LOCAL_CHANNELS = 256
-    cfg.BONEAGE.ALANET.LOCAL_FEATURE = True  # fuse the max-pooled ROI feature (Table 1 row 2)
-    cfg.BONEAGE.ALANET.PATCH_TRAINING = True  # anatomical patch training (Table 1 row 3)
+    a.LOCAL_CHANNELS = 256
+    a.LOCAL_FEATURE = True  # fuse the max-pooled ROI feature (Table 1 row 2)
+    a.PATCH_TRAINING = True  # anatomical patch training (Table 1 row 3)
     # ROIs for patch training: "proposals" (full ALA-Net) or "annotated" (keypoint-derived boxes:
     # the paper's "patch training alone" row, which has no RPN).
-    cfg.BONEAGE.ALANET.PATCH_ROIS = "proposals"
-    cfg.BONEAGE.ALANET.PATCH_HIDDEN_DIMS = [256]  # the patch MLP before its ordinal output
+    a.PATCH_ROIS = "proposals"
+    a.PATCH_HIDDEN_DIMS = [256]  # the patch MLP before its ordinal output
     # Lpatch weight (Eq. 2: 1). Lord: BONEAGE.HEAD.LOSS_WEIGHT; Lrpn: MODEL.RPN.LOSS_WEIGHT.
-    cfg.BONEAGE.ALANET.PATCH_LOSS_WEIGHT = 1.0
-    cfg.BONEAGE.ALANET.AGE_ON = True  # False = the vanilla-RPN baseline of Table 2 (no age)
+    a.PATCH_LOSS_WEIGHT = 1.0
+    a.AGE_ON = True  # False = the vanilla-RPN baseline of Table 2 (no age)
 
-    # Input pipeline (BoneAgeDatasetMapper). The papers resize the long side to 512.
-    cfg.BONEAGE.INPUT = CN()
-    cfg.BONEAGE.INPUT.LONG_SIDE_TRAIN = 512
-    cfg.BONEAGE.INPUT.LONG_SIDE_TEST = 512
+
+def add_data_config(cfg: CN) -> None:
+    """The input pipeline (``BoneAgeDatasetMapper``) and what loading does with a bad image.
+
+    ROI box sizes are not config: they are a property of the converted dataset (the converter's
+    ``--roi-size``, recorded in the json's ``info``).
+    """
+    i = cfg.BONEAGE.INPUT = CN()
+    i.LONG_SIDE_TRAIN = 512  # the papers resize the long side to 512
+    i.LONG_SIDE_TEST = 512
     # Random scale: the train long side is drawn from LONG_SIDE_TRAIN * [lo, hi] (ALA-Net).
-    cfg.BONEAGE.INPUT.RANDOM_SCALE = (0.9, 1.1)
-    cfg.BONEAGE.INPUT.HFLIP = True
-    cfg.BONEAGE.INPUT.ROTATION_DEG = 0.0  # Model A's rotation augmentation (0 = off)
-    cfg.BONEAGE.INPUT.CROP_FRACTION = 1.0  # Model A's random crop, relative side (1 = off)
+    i.RANDOM_SCALE = (0.9, 1.1)
+    i.HFLIP = True
+    i.ROTATION_DEG = 0.0  # Model A's rotation augmentation (0 = off)
+    i.CROP_FRACTION = 1.0  # Model A's random crop, relative side (1 = off)
     # Pad every image to one fixed square (the largest long side the mapper can produce), so a
     # prediction never depends on which other images share its batch (GroupNorm statistics and
     # pooling would otherwise see the batch's padding). False = Detectron2's pad-to-batch-max.
-    cfg.BONEAGE.INPUT.PAD_TO_SQUARE = True
+    i.PAD_TO_SQUARE = True
 
-    # Loading. A training image that cannot be read (missing, truncated, corrupt): "skip" = warn
-    # (file and reason), count it (metric data/skipped_images) and train on another image;
-    # "fail" = stop with an error naming the file. Evaluation always stops: a test metric must
-    # never silently cover fewer images.
+    # A training image that cannot be read (missing, truncated, corrupt): "skip" = warn (file and
+    # reason), count it (metric data/skipped_images) and train on another image; "fail" = stop
+    # with an error naming the file. Evaluation always stops: a test metric must never silently
+    # cover fewer images.
     cfg.BONEAGE.DATA = CN()
     cfg.BONEAGE.DATA.ON_BAD_IMAGE = "skip"
 
-    # Anatomical ROI boxes derived from keypoints (ALA-Net): side in pixels at a reference long
-    # side (64 px at 512 px), so the box scales with the image.
-    cfg.BONEAGE.ROI = CN()
-    cfg.BONEAGE.ROI.SIZE_PX = 64.0
-    cfg.BONEAGE.ROI.REFERENCE_LONG_SIDE = 512
 
-    # Optimiser: "SGD" (Detectron2's; SOLVER.NESTEROV for paper A), "Adam" (ALA-Net), "AdamW".
-    cfg.BONEAGE.SOLVER = CN()
-    cfg.BONEAGE.SOLVER.OPTIMIZER = "SGD"
+def add_solver_config(cfg: CN) -> None:
+    """The optimiser choice and the reduce-on-plateau hook."""
+    s = cfg.BONEAGE.SOLVER = CN()
+    # "SGD" (Detectron2's; SOLVER.NESTEROV for paper A), "Adam" (ALA-Net), "AdamW".
+    s.OPTIMIZER = "SGD"
     # Reduce-on-plateau (paper A: lr / 10 when the validation loss plateaus for 5 epochs): a hook
     # that scales the scheduler's base LRs after each evaluation (TEST.EVAL_PERIOD, one "epoch").
-    cfg.BONEAGE.SOLVER.PLATEAU = CN()
-    cfg.BONEAGE.SOLVER.PLATEAU.ENABLED = False  # off: Detectron2's SOLVER.STEPS schedule only
-    cfg.BONEAGE.SOLVER.PLATEAU.METRIC = "boneage/MAE"  # evaluation result watched (flat key)
-    cfg.BONEAGE.SOLVER.PLATEAU.MODE = "min"  # "min" (losses, MAE) or "max" (AP)
-    cfg.BONEAGE.SOLVER.PLATEAU.PATIENCE = 5  # evaluations without improvement (paper A: 5)
-    cfg.BONEAGE.SOLVER.PLATEAU.FACTOR = 0.1  # LR multiplier per reduction (paper A: / 10)
-    cfg.BONEAGE.SOLVER.PLATEAU.THRESHOLD = 0.0  # smallest change that counts as improvement
-    cfg.BONEAGE.SOLVER.PLATEAU.MIN_LR = 0.0  # base LRs are never reduced below this
+    p = s.PLATEAU = CN()
+    p.ENABLED = False  # off: Detectron2's SOLVER.STEPS schedule only
+    p.METRIC = "boneage/MAE"  # evaluation result watched (flat key)
+    p.MODE = "min"  # "min" (losses, MAE) or "max" (AP)
+    p.PATIENCE = 5  # evaluations without improvement (paper A: 5)
+    p.FACTOR = 0.1  # LR multiplier per reduction (paper A: / 10)
+    p.THRESHOLD = 0.0  # smallest change that counts as improvement
+    p.MIN_LR = 0.0  # base LRs are never reduced below this
 
-    # Model A (HandSegBoneAgeRCNN): Mask R-CNN hand segmentation feeding the bone-age regressor.
-    cfg.BONEAGE.HANDSEG = CN()
+
+def add_handseg_config(cfg: CN) -> None:
+    """Model A (``HandSegBoneAgeRCNN``): Mask R-CNN hand segmentation feeding the regressor."""
+    h = cfg.BONEAGE.HANDSEG = CN()
     # False = the "no segmentation" ablation: the regressor sees the whole image (paper A, 12 mo).
-    cfg.BONEAGE.HANDSEG.USE_SEGMENTATION = True
+    h.USE_SEGMENTATION = True
     # Masks gating the regressor's input in training: "gt" (paper A) or "predicted" (mask head
-    # at the ground-truth boxes; see MASK_GATING). Inference always uses predicted masks.
-    cfg.BONEAGE.HANDSEG.TRAIN_MASK_SOURCE = "gt"
+    # at the ground-truth boxes, needs ROI_HEADS.NAME HandROIHeads; see MASK_GATING). Inference
+    # always uses predicted masks.
+    h.TRAIN_MASK_SOURCE = "gt"
     # How a predicted mask gates the image: "hard" (binary at 0.5, no gradient to the mask head)
     # or "soft" (probabilities, so the age loss also trains the mask head and the backbone).
-    cfg.BONEAGE.HANDSEG.MASK_GATING = "hard"
-    cfg.BONEAGE.HANDSEG.BACKGROUND_VALUE = 0.0  # pixel value outside the hand (0 = black, X-ray)
+    h.MASK_GATING = "hard"
+    h.BACKGROUND_VALUE = 0.0  # pixel value outside the hand (0 = black, X-ray)
     # Expand the hand box to a square around its centre before resizing, keeping the hand's
     # aspect ratio (bone proportions are age cues); False = stretch the box to the square.
-    cfg.BONEAGE.HANDSEG.SQUARE_CROP = True
+    h.SQUARE_CROP = True
     # Mask R-CNN sees the image resized by this factor; the regressor crops the full-size image
     # (1 = one resolution for both, paper A; < 1 makes the detector cheaper, e.g. a CPU demo).
-    cfg.BONEAGE.HANDSEG.DETECTOR_SCALE = 1.0
-    cfg.BONEAGE.HANDSEG.HAND_SCORE_THRESH = 0.5  # inference: a detection counts as a hand above it
-    cfg.BONEAGE.HANDSEG.MAX_HANDS_TEST = 3  # inference: ages for at most this many hands/image
+    h.DETECTOR_SCALE = 1.0
+    h.HAND_SCORE_THRESH = 0.5  # inference: a detection counts as a hand above it
+    h.MAX_HANDS_TEST = 3  # inference: ages for at most this many hands/image
     # Training: an age loss term for every ground-truth hand (True) or the largest one only.
-    cfg.BONEAGE.HANDSEG.TRAIN_ALL_HANDS = True
+    h.TRAIN_ALL_HANDS = True
     # Sex at the final FC: "bit" (+-1, one input; paper A), "embedding" (GENDER.EMBED_DIM), "none".
-    cfg.BONEAGE.HANDSEG.GENDER_FEATURE = "bit"
+    h.GENDER_FEATURE = "bit"
 
-    # Residual attention network (Wang et al. 2017); defaults = Attention-92, paper A's 6 modules.
-    cfg.BONEAGE.RAN = CN()
-    cfg.BONEAGE.RAN.INPUT_SIZE = 224  # side of the square hand crop (Wang et al.'s ImageNet size)
-    cfg.BONEAGE.RAN.STEM_CHANNELS = 64  # conv 7x7/2 + max-pool (Wang et al.)
-    cfg.BONEAGE.RAN.STAGE_CHANNELS = [256, 512, 1024]  # widths of the 3 attention stages
-    cfg.BONEAGE.RAN.OUT_CHANNELS = 2048  # width of the last residual units (pooled feature)
-    cfg.BONEAGE.RAN.MODULES_PER_STAGE = [1, 2, 3]  # Att1, Att2_1..2, Att3_1..3 (paper A Fig. 2)
-    cfg.BONEAGE.RAN.MASK_DOWNSAMPLES = [3, 2, 1]  # soft-mask hourglass poolings per stage (Wang)
-    cfg.BONEAGE.RAN.NUM_FINAL_UNITS = 3  # residual units after stage 3 (Wang et al.: 3)
-    cfg.BONEAGE.RAN.PRE_POST_UNITS = 1  # p: units before and after each module's split (Wang)
-    cfg.BONEAGE.RAN.TRUNK_UNITS = 2  # t: trunk branch units (Wang et al., paper A: two)
-    cfg.BONEAGE.RAN.MASK_UNITS = 1  # r: units between poolings in the soft-mask branch (Wang)
-    cfg.BONEAGE.RAN.NORM = "GN"  # "GN" (from scratch, small batches of crops), "BN" or ""
-    cfg.BONEAGE.RAN.OUT_FEATURES = ["stage4"]  # outputs when used as MODEL.BACKBONE
 
-    # Training reliability (docs/training.md, "Scaling out and reliability").
-    cfg.BONEAGE.TRAIN = CN()
+def add_residual_attention_config(cfg: CN) -> None:
+    """Residual attention network (Wang et al. 2017); defaults = Attention-92, paper A's 6
+    modules."""
+    r = cfg.BONEAGE.RAN = CN()
+    r.INPUT_SIZE = 224  # side of the square hand crop (Wang et al.'s ImageNet size)
+    r.STEM_CHANNELS = 64  # conv 7x7/2 + max-pool (Wang et al.)
+    r.STAGE_CHANNELS = [256, 512, 1024]  # widths of the 3 attention stages
+    r.OUT_CHANNELS = 2048  # width of the last residual units (pooled feature)
+    r.MODULES_PER_STAGE = [1, 2, 3]  # Att1, Att2_1..2, Att3_1..3 (paper A Fig. 2)
+    r.MASK_DOWNSAMPLES = [3, 2, 1]  # soft-mask hourglass poolings per stage (Wang)
+    r.NUM_FINAL_UNITS = 3  # residual units after stage 3 (Wang et al.: 3)
+    r.PRE_POST_UNITS = 1  # p: units before and after each module's split (Wang)
+    r.TRUNK_UNITS = 2  # t: trunk branch units (Wang et al., paper A: two)
+    r.MASK_UNITS = 1  # r: units between poolings in the soft-mask branch (Wang)
+    r.NORM = "GN"  # "GN" (from scratch, small batches of crops), "BN" or ""
+    r.OUT_FEATURES = ["stage4"]  # outputs when used as MODEL.BACKBONE
+
+
+def add_training_config(cfg: CN) -> None:
+    """Training reliability (docs/training.md, "Scaling out and reliability")."""
+    t = cfg.BONEAGE.TRAIN = CN()
     # Re-seed the RNGs and restart the training loader from (SEED, iteration) at every
     # SOLVER.CHECKPOINT_PERIOD boundary, so --resume from a periodic checkpoint repeats the
     # uninterrupted run (Detectron2 alone replays the data stream from the start).
-    cfg.BONEAGE.TRAIN.EXACT_RESUME = True
+    t.EXACT_RESUME = True
     # Deterministic GPU kernels (cuDNN, cuBLAS, torch.use_deterministic_algorithms with
     # warn_only); slower. Off: Detectron2's default. CPU training is deterministic either way.
-    cfg.BONEAGE.TRAIN.DETERMINISTIC = False
+    t.DETERMINISTIC = False
 
-    # Evaluation.
-    cfg.BONEAGE.EVAL = CN()
-    cfg.BONEAGE.EVAL.AGE_BANDS_MONTHS = [0, 24, 60, 120, 180, 240]
-    cfg.BONEAGE.EVAL.BOOTSTRAP_SAMPLES = 1000  # MAE 95% interval; 0 = off
+
+def add_evaluation_config(cfg: CN) -> None:
+    """``BoneAgeEvaluator`` and the COCO detection view evaluated beside it."""
+    e = cfg.BONEAGE.EVAL = CN()
+    e.AGE_BANDS_MONTHS = [0, 24, 60, 120, 180, 240]
+    e.BOOTSTRAP_SAMPLES = 1000  # MAE 95% interval; 0 = off
     # COCO detection evaluation on a task view of each test set: "" (none), "hand" or "roi".
-    cfg.BONEAGE.EVAL.DETECTION_VIEW = ""
-    return cfg
+    e.DETECTION_VIEW = ""

@@ -22,8 +22,8 @@ def test_add_boneage_config_is_idempotent_and_namespaced():
 def test_base_inheritance_and_overrides():
     cfg = load_config(str(CONFIGS / "Global/R50-l1.yaml"), ["SOLVER.MAX_ITER", "7"])
     assert cfg.BONEAGE.HEAD.NAME == "RegressionAgeHead"  # own file
-    assert cfg.BONEAGE.SOLVER.OPTIMIZER == "Adam"  # parent R50-ordinal.yaml
-    assert cfg.MODEL.RESNETS.NORM == "GN"  # grandparent Base-BoneAge.yaml
+    assert cfg.BONEAGE.SOLVER.OPTIMIZER == "Adam"  # grandparent Base-Global.yaml
+    assert cfg.MODEL.RESNETS.NORM == "GN"  # Base-BoneAge.yaml
     assert cfg.SOLVER.MAX_ITER == 7  # command line
 
 
@@ -71,3 +71,34 @@ def test_unregistered_dataset_suggests_close_name():
 def test_every_config_loads():
     for path in sorted(CONFIGS.rglob("*.yaml")):
         load_config(str(path))
+
+
+def _flat(cfg, prefix=""):
+    out = {}
+    for k, v in cfg.items():
+        if hasattr(v, "items"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_ablation_rows_apply_their_paper_yaml_delta_at_demo_scale():
+    """tools/alanet_ablation.py runs each Table 1/2 row at demo scale from the paper-scale yaml's
+    own keys: one delta, defined once, the same at both scales."""
+    from tests.cli import load_tool
+
+    ablation = load_tool("alanet_ablation")
+    demo = _flat(load_config(str(ablation.DEMO)))
+    paper = _flat(load_config(str(CONFIGS / "ALA-Net/paper.yaml")))
+    for name, (_, yaml_name) in ablation.ROWS.items():
+        if yaml_name is None:
+            continue
+        opts = ablation.row_opts(name)
+        assert opts, name
+        row_demo = _flat(load_config(str(ablation.DEMO), opts))
+        row_paper = _flat(load_config(str(CONFIGS / "ALA-Net" / yaml_name)))
+        changed_demo = {k for k in demo if demo[k] != row_demo[k]}
+        changed_paper = {k for k in paper if paper[k] != row_paper[k]} - {"OUTPUT_DIR"}
+        assert changed_demo == changed_paper, name
+        assert all(row_demo[k] == row_paper[k] for k in changed_demo), name

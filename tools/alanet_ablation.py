@@ -20,79 +20,35 @@ import sys
 import time
 from pathlib import Path
 
+from boneage_d2.engine.config_checks import own_config_opts
+from boneage_d2.utils.run_logs import final_metrics
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs/ALA-Net/R18-phantom-demo.yaml"
-BASELINE = [
-    "MODEL.META_ARCHITECTURE",
-    "GlobalBoneAgeRegressor",
-    "MODEL.RESNETS.OUT_FEATURES",
-    "['res5']",
-    "BONEAGE.EVAL.DETECTION_VIEW",
-    "''",
-]
+CONFIGS = REPO / "configs/ALA-Net"
 
-# name -> (description, extra opts on top of the demo config)
-ROWS: dict[str, tuple[str, list[str]]] = {
-    "global": ("ResNet only (global baseline)", BASELINE),
-    "local": ("+ local extraction", ["BONEAGE.ALANET.PATCH_TRAINING", "False"]),
-    "patch": (
-        "+ patch training (annotated ROIs)",
-        [
-            "BONEAGE.ALANET.LOCAL_FEATURE",
-            "False",
-            "BONEAGE.ALANET.PATCH_ROIS",
-            "annotated",
-            "BONEAGE.EVAL.DETECTION_VIEW",
-            "''",
-        ],
-    ),
-    "full": ("ALA-Net (local extraction + patch training)", []),
-    "vanilla_rpn": (
-        "vanilla RPN (no age task)",
-        [
-            "BONEAGE.ALANET.AGE_ON",
-            "False",
-            "BONEAGE.ALANET.LOCAL_FEATURE",
-            "False",
-            "BONEAGE.ALANET.PATCH_TRAINING",
-            "False",
-        ],
-    ),
-    # Table 2 has the age task helping the RPN; here it costs ROI AP (vanilla_rpn). The age
-    # losses are 7-12x the RPN's, so this row weights the RPN up to test whether that is why.
-    "full_rpn_x5": ("ALA-Net, RPN loss weight 5", ["MODEL.RPN.LOSS_WEIGHT", "5.0"]),
-    "full_coral": ("ALA-Net, CORAL ordinal layer", ["BONEAGE.ORDINAL.FORMULATION", "coral"]),
-    "full_corn": ("ALA-Net, CORN ordinal loss", ["BONEAGE.ORDINAL.FORMULATION", "corn"]),
-    # CORN's conditional tasks at 1-month ranks see one negative per image among ~240 tasks;
-    # 12-month ranks (21, the order of CORN's published class counts) test whether that is why.
-    "full_corn_12mo": (
-        "ALA-Net, CORN, 12-month ranks (21)",
-        [
-            "BONEAGE.ORDINAL.FORMULATION",
-            "corn",
-            "BONEAGE.ORDINAL.NUM_RANKS",
-            "21",
-            "BONEAGE.ORDINAL.RANK_WIDTH_MONTHS",
-            "12.0",
-        ],
-    ),
+# name -> (description, the yaml whose own keys are the row's change to the demo config; None =
+# the demo itself). The yaml files are the paper-scale ablation configs: one delta, two scales.
+ROWS: dict[str, tuple[str, str | None]] = {
+    "global": ("ResNet only (global baseline)", "ablation-resnet50-only.yaml"),
+    "local": ("+ local extraction", "ablation-local-extraction.yaml"),
+    "patch": ("+ patch training (annotated ROIs)", "ablation-patch-training.yaml"),
+    "full": ("ALA-Net (local extraction + patch training)", None),
+    "vanilla_rpn": ("vanilla RPN (no age task)", "vanilla-rpn.yaml"),
+    "full_rpn_x5": ("ALA-Net, RPN loss weight 5", "ablation-rpn-loss-x5.yaml"),
+    "full_coral": ("ALA-Net, CORAL ordinal layer", "ablation-coral.yaml"),
+    "full_corn": ("ALA-Net, CORN ordinal loss", "ablation-corn.yaml"),
+    "full_corn_12mo": ("ALA-Net, CORN, 12-month ranks (21)", "ablation-corn-12mo.yaml"),
 }
 
 
-def final_metrics(run_dir: Path) -> dict[str, float]:
-    """The last evaluation's flattened results from Detectron2's metrics.json."""
-    last: dict[str, float] = {}
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return last
-    for line in path.read_text().splitlines():
-        entry = json.loads(line)
-        if any(k.startswith(("boneage/", "bbox/")) for k in entry):
-            last = entry
-    return last
+def row_opts(name: str) -> list[str]:
+    """The row's ``KEY VALUE`` overrides: the keys its yaml sets itself (not its bases')."""
+    config = ROWS[name][1]
+    return own_config_opts(CONFIGS / config, exclude=("OUTPUT_DIR",)) if config else []
 
 
-def run_row(name: str, opts: list[str], args) -> dict[str, float]:
+def run_row(name: str, args) -> dict[str, float]:
     run_dir = Path(args.output_dir) / name
     metrics = final_metrics(run_dir)
     if metrics and not args.force:
@@ -103,7 +59,7 @@ def run_row(name: str, opts: list[str], args) -> dict[str, float]:
         str(REPO / "tools/train_net.py"),
         "--config-file",
         str(DEMO),
-        *opts,
+        *row_opts(name),
         "SOLVER.MAX_ITER",
         str(args.iters),
         "SEED",
@@ -147,9 +103,9 @@ def table(results: dict[str, dict[str, float]], args) -> str:
             ci = f"{m['boneage/MAE_CI95_lo']:.2f}-{m['boneage/MAE_CI95_hi']:.2f}"
         lines.append(
             f"| {ROWS[name][0]} | {fmt(m.get('boneage/MAE'))} | {ci} "
-            f"| {fmt(m.get('boneage/RMSE'))} | {fmt(m.get('bbox/AP'), 1)} "
-            f"| {fmt(m.get('bbox/AP50'), 1)} "
-            f"| {fmt(m.get('bbox/AP75'), 1)} |"
+            f"| {fmt(m.get('boneage/RMSE'))} | {fmt(m.get('roi/AP'), 1)} "
+            f"| {fmt(m.get('roi/AP50'), 1)} "
+            f"| {fmt(m.get('roi/AP75'), 1)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -170,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
     os.makedirs(args.output_dir, exist_ok=True)
-    results = {name: run_row(name, ROWS[name][1], args) for name in rows}
+    results = {name: run_row(name, args) for name in rows}
     text = table(results, args)
     (Path(args.output_dir) / "table.md").write_text(text)
     (Path(args.output_dir) / "results.json").write_text(json.dumps(results, indent=1))

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from boneage_d2.utils.run_logs import final_iters, final_metrics
+
 REPO = Path(__file__).resolve().parents[1]
 
 # name -> (label, config, extra opts); the demo configs say what they change from the papers.
@@ -115,25 +117,6 @@ def make_data(args, data_root: Path, logs: Path) -> None:
     stamp.write_text(json.dumps(settings))
 
 
-def final_metrics(run_dir: Path) -> dict[str, float]:
-    """The last evaluation's flattened results from Detectron2's metrics.json.
-
-    The COCO results of ALA-Net (the ``roi`` task view) are renamed ``roi/AP...`` so they cannot
-    be read as hand AP.
-    """
-    last: dict[str, float] = {}
-    path = run_dir / "metrics.json"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            entry = json.loads(line)
-            if any(k.startswith("boneage/") for k in entry):
-                last = entry
-    cfg_path = run_dir / "config.yaml"
-    if cfg_path.is_file() and "DETECTION_VIEW: roi" in cfg_path.read_text():
-        last = {k.replace("bbox/", "roi/", 1): v for k, v in last.items()}
-    return last
-
-
 def train_model(name: str, args, out: Path, env: dict) -> Path:
     label, config, opts = MODELS[name]
     run_dir = out / name
@@ -190,19 +173,6 @@ def sample_files(data_root: Path, out: Path) -> list[Path]:
     rows = ["file,sex"] + [f"{r['file_name']},{'M' if r['male'] else 'F'}" for r in records]
     (out / "samples" / "sex.csv").write_text("\n".join(rows) + "\n")
     return [Path(r["file_name"]) for r in records]
-
-
-def final_iters(run_dir: Path) -> int:
-    """Iterations the run trained: its last training ``iteration`` in metrics.json, plus one.
-
-    The last, not the largest: Detectron2 appends to metrics.json, so a reused output folder
-    still holds an earlier, longer run's lines before this run's.
-    """
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return 0
-    entries = [json.loads(line) for line in path.read_text().splitlines()]
-    return next((e["iteration"] for e in reversed(entries) if "total_loss" in e), -1) + 1
 
 
 def write_report(

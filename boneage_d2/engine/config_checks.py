@@ -8,6 +8,7 @@ import os
 import re
 
 import torch
+import yaml
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY
@@ -73,6 +74,27 @@ def load_config(config_file: str | None = None, opts: list[str] | None = None) -
         logger.warning("MODEL.DEVICE=%s but no GPU is available: using cpu", cfg.MODEL.DEVICE)
         cfg.MODEL.DEVICE = "cpu"
     return cfg
+
+
+def own_config_opts(config_file: str | os.PathLike, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The keys ``config_file`` sets itself (not those of its ``_BASE_``), as ``KEY VALUE`` opts
+    for ``merge_from_list``: applies a variant's change on top of another base config."""
+    with open(config_file, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    opts: list[str] = []
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if key == "_BASE_" or name in exclude:
+                continue
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                opts.extend([name, repr(value)])
+
+    walk(data, "")
+    return opts
 
 
 def validate_config(cfg: CfgNode, *, training: bool = True) -> None:

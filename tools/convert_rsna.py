@@ -109,52 +109,45 @@ def _check_writable(folder: Path, what: str) -> None:
         raise OSError(f"{what}: folder {folder} is not writable ({e.strerror or e})") from None
 
 
-def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
-    """The conversions to run, as keyword arguments of ``convert_split``; checks inputs exist."""
+def _root_jobs(args: argparse.Namespace) -> list[dict]:
+    """One ``convert_split`` call per split found under ``--rsna-root``; masks come from
+    ``<root>/masks`` when that folder exists and neither --masks nor --derive-masks is given."""
     from boneage_d2.convert import find_raw_splits
 
-    single = [args.labels, args.images, args.output, args.keypoints, args.split]
-    if args.rsna_root:
-        if any(x is not None for x in single):
-            parser.error("--rsna-root cannot be combined with --labels/--images/--output/...")
-        if not args.output_dir:
-            parser.error("--rsna-root needs --output-dir")
-        root = Path(args.rsna_root)
-        _check_input(root, "RSNA root folder", folder=True)
-        splits = find_raw_splits(root)
-        if not splits:
-            raise FileNotFoundError(
-                f"{root}: no split found (expected e.g. boneage-training-dataset.csv, "
-                "'Validation Dataset.csv', boneage-test-dataset.csv)"
-            )
-        mask_dir = args.masks
-        if mask_dir is None and not args.derive_masks and (root / "masks").is_dir():
-            mask_dir = os.fspath(root / "masks")
-        jobs = []
-        for s in splits:
-            if not s.images.is_dir():
-                raise FileNotFoundError(f"{s.images}: image folder of split '{s.name}' not found")
-            jobs.append(
-                {
-                    "labels": s.labels,
-                    "image_dir": s.images,
-                    "output_json": Path(args.output_dir) / f"{s.name}.json",
-                    "allow_empty": True,
-                    "keypoints": s.keypoints,
-                    "mask_dir": mask_dir,
-                    "split_name": s.name,
-                    "require_age": s.require_age,
-                }
-            )
-        _check_writable(Path(args.output_dir), f"--output-dir {args.output_dir}")
-        return jobs
-    if args.output_dir:
-        parser.error("--output-dir goes with --rsna-root; use --output for one split")
-    missing = [n for n, v in (("--labels", args.labels), ("--images", args.images)) if not v]
-    if not args.output:
-        missing.append("--output")
-    if missing:
-        parser.error(f"missing {', '.join(missing)} (or use --rsna-root)")
+    root = Path(args.rsna_root)
+    _check_input(root, "RSNA root folder", folder=True)
+    splits = find_raw_splits(root)
+    if not splits:
+        raise FileNotFoundError(
+            f"{root}: no split found (expected e.g. boneage-training-dataset.csv, "
+            "'Validation Dataset.csv', boneage-test-dataset.csv)"
+        )
+    mask_dir = args.masks
+    if mask_dir is None and not args.derive_masks and (root / "masks").is_dir():
+        mask_dir = os.fspath(root / "masks")
+    jobs = []
+    for s in splits:
+        if not s.images.is_dir():
+            raise FileNotFoundError(f"{s.images}: image folder of split '{s.name}' not found")
+        jobs.append(
+            {
+                "labels": s.labels,
+                "image_dir": s.images,
+                "output_json": Path(args.output_dir) / f"{s.name}.json",
+                "allow_empty": True,
+                "keypoints": s.keypoints,
+                "mask_dir": mask_dir,
+                "split_name": s.name,
+                "require_age": s.require_age,
+            }
+        )
+    _check_writable(Path(args.output_dir), f"--output-dir {args.output_dir}")
+    return jobs
+
+
+def _single_split_job(args: argparse.Namespace) -> dict:
+    """The ``convert_split`` call of --labels/--images/--output; checks the inputs exist and
+    the output folder is writable."""
     for path, what in ((args.labels, "label file"), (args.keypoints, "keypoint file")):
         if path is not None:
             _check_input(path, what)
@@ -165,17 +158,35 @@ def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dic
     if output.is_dir():
         raise IsADirectoryError(f"--output {args.output} is a folder; give a .json file path")
     _check_writable(Path(os.path.abspath(output)).parent, f"--output {args.output}")
-    return [
-        {
-            "labels": args.labels,
-            "image_dir": args.images,
-            "output_json": args.output,
-            "keypoints": args.keypoints,
-            "mask_dir": args.masks,
-            "split_name": args.split,
-            "allow_empty": False,
-        }
-    ]
+    return {
+        "labels": args.labels,
+        "image_dir": args.images,
+        "output_json": args.output,
+        "keypoints": args.keypoints,
+        "mask_dir": args.masks,
+        "split_name": args.split,
+        "allow_empty": False,
+    }
+
+
+def _jobs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
+    """The conversions to run, as keyword arguments of ``convert_split`` (plus
+    ``allow_empty``); usage errors exit through ``parser``."""
+    single = [args.labels, args.images, args.output, args.keypoints, args.split]
+    if args.rsna_root:
+        if any(x is not None for x in single):
+            parser.error("--rsna-root cannot be combined with --labels/--images/--output/...")
+        if not args.output_dir:
+            parser.error("--rsna-root needs --output-dir")
+        return _root_jobs(args)
+    if args.output_dir:
+        parser.error("--output-dir goes with --rsna-root; use --output for one split")
+    missing = [n for n, v in (("--labels", args.labels), ("--images", args.images)) if not v]
+    if not args.output:
+        missing.append("--output")
+    if missing:
+        parser.error(f"missing {', '.join(missing)} (or use --rsna-root)")
+    return [_single_split_job(args)]
 
 
 def _no_images(

@@ -3,11 +3,14 @@
 Torch-free: ``tools/convert_rsna.py`` and these functions run without PyTorch or Detectron2.
 """
 
+from .converter import convert_split
+from .geometry import roi_box
 from .hand_masks import HandMaskParams, derive_hand_mask, derive_masks
 from .input_problems import BadRow, ProblemLog, RSNAFormatError
 from .keypoint_files import HandKeypoints, KeypointFile, read_keypoints
 from .label_files import parse_sex, read_labels
-from .rsna import RAW_SPLITS, ConversionReport, RawSplit, convert_split, find_raw_splits, roi_box
+from .raw_layout import RAW_SPLITS, RawSplit, find_raw_splits
+from .report import ConversionReport
 
 __all__ = [
     "BadRow",

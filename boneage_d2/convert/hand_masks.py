@@ -1,9 +1,10 @@
 """Hand masks derived from the radiograph alone, the way paper A made its training masks.
 
-Paper A (``papers/handseg_residual_attention.txt``, Sec. 3): "The hand masks in the training set
-were segmented using the Canny edge detector on histogram normalized images." The paper gives no
-more detail; :func:`derive_hand_mask` fills it in with the usual steps and a few guards that the
-real RSNA images need (checked on ``../shared/rsna_sample``):
+Paper A (the hand segmentation + residual attention method of docs/handseg_ran.md), Sec. 3:
+"The hand masks in the training set were segmented using the Canny edge detector on histogram
+normalized images." The paper gives no more detail; :func:`derive_hand_mask` fills it in with
+the usual steps and a few guards that the real RSNA images need (checked on 12 real RSNA
+training radiographs, ids 1377-1944):
 
 1. work at a fixed size (long side ``work_long_side`` px), so the parameters below are in those
    pixels whatever the scan resolution;
@@ -30,9 +31,8 @@ wrong.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -40,9 +40,11 @@ import numpy as np
 
 from ..io.atomic import atomic_open
 from ..io.radiograph import ImageReadError, read_gray_unchanged, read_radiograph, window_to_uint8
+from .parallel import map_in_order
 
 __all__ = [
     "HandMaskParams",
+    "MASK_SUFFIX",
     "MASK_THRESHOLD",
     "derive_hand_mask",
     "derive_masks",
@@ -60,7 +62,7 @@ MASK_SUFFIX = "_mask.png"
 class HandMaskParams:
     """Parameters of :func:`derive_hand_mask`; sizes are in pixels of the working image.
 
-    Defaults were tuned on the 12 real RSNA radiographs in ``../shared/rsna_sample``.
+    Defaults were tuned on 12 real RSNA training radiographs (ids 1377-1944).
     """
 
     work_long_side: int = 512  # the image is resized so that its long side has this length
@@ -165,12 +167,12 @@ def derive_hand_mask(gray: np.ndarray, params: HandMaskParams | None = None) -> 
     Returns ``np.ndarray[bool]``, True on the hand(s). Implements paper A's "Canny edge detector
     on histogram normalized images" with closing and filled largest contours (module docstring).
 
-    Known weaknesses, seen on the 12 real samples in ``../shared/rsna_sample`` (all 12 hands
-    found, tags and borders excluded in 11): a strip along a collimator edge that the forearm
-    touches can stay attached to the hand (1761); a thumb crossing the collimator edge can lose
-    its tip (1671); the forearm far from the wrist is sometimes covered only in part (1377,
-    1829). A tag lying against the hand would merge with it. Good enough to mask tags and borders
-    away from the hand and to give a hand box; not a substitute for a trained segmentation.
+    Known weaknesses, seen on 12 real RSNA training radiographs (all 12 hands found, tags and
+    borders excluded in 11): a strip along a collimator edge that the forearm touches can stay
+    attached to the hand (1761); a thumb crossing the collimator edge can lose its tip (1671);
+    the forearm far from the wrist is sometimes covered only in part (1377, 1829). A tag lying
+    against the hand would merge with it. Good enough to mask tags and borders away from the
+    hand and to give a hand box; not a substitute for a trained segmentation.
     """
     p = params or HandMaskParams()
     img = np.asarray(gray)
@@ -257,26 +259,11 @@ def derive_masks(
     the mask paths written, and ``(image path, reason)`` for images that could not be read
     (missing, unreadable, truncated); a bad image never stops the others.
     """
-    from tqdm import tqdm
-
     p = params or HandMaskParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(os.fspath(x), os.fspath(mask_path_for(out, Path(x).stem)), p) for x in paths]
-    results: Sequence[tuple[str, str | None]]
-    bar = tqdm(total=len(jobs), desc="hand masks", unit="img", disable=not progress)
-    if workers > 1 and len(jobs) > 1:
-        with Pool(processes=workers) as pool:
-            results = []
-            for r in pool.imap(_derive_one, jobs, chunksize=max(1, len(jobs) // (workers * 8))):
-                results.append(r)
-                bar.update(1)
-    else:
-        results = []
-        for job in jobs:
-            results.append(_derive_one(job))
-            bar.update(1)
-    bar.close()
+    results = list(map_in_order(_derive_one, jobs, workers, "hand masks", progress))
     written = [Path(j[1]) for j, (_, err) in zip(jobs, results) if err is None]
     failed = [(Path(src), err) for src, err in results if err is not None]
     return written, failed

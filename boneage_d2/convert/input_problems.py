@@ -29,7 +29,6 @@ ACTION_MASK_IGNORED = "mask ignored"
 ACTION_NOTE = "note"  # informational, never raised in strict mode
 
 REPORT_COLUMNS = ("file", "row", "field", "action", "reason")
-FORMAT_BONET17 = "bonet17"
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .input_problems import BadRow, ProblemLog, RSNAFormatError
+from .label_tables import read_table
 
 __all__ = [
     "AGE_HEADERS",
@@ -48,94 +48,6 @@ def column_index(header: Sequence[Any], accepted: Sequence[str]) -> int | None:
     readers compare: case-insensitive, whitespace trimmed and collapsed, BOM dropped)."""
     wanted = {_norm_header(n) for n in accepted}
     return next((i for i, text in enumerate(header) if _norm_header(text) in wanted), None)
-
-
-def _cell_text(value: Any) -> str:
-    """Spreadsheet/CSV cell as trimmed text (xlsx numbers and booleans rendered like a CSV)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return str(int(value))
-        return repr(value)
-    return str(value).strip()
-
-
-def _sniff_delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else ","
-
-
-def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    for encoding in ("utf-8-sig", "latin-1"):
-        try:
-            with open(path, newline="", encoding=encoding) as f:
-                text = f.read()
-            break
-        except UnicodeDecodeError:
-            continue
-    # Lines end at \n, \r\n or \r only, as in a text editor; str.splitlines would also break at
-    # \x0b, \x0c, \x1c-\x1e, \x85, \u2028, \u2029 inside a cell and shift every later row number.
-    lines = io.StringIO(text, newline="").readlines()
-    delimiter = _sniff_delimiter(next((ln for ln in lines if ln.strip()), ""))
-    reader = csv.reader(lines, delimiter=delimiter)
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[tuple[int, list[str]]] = []
-    for record in reader:
-        if not any(c.strip() for c in record):
-            continue
-        if header is None:
-            header, header_line = record, reader.line_num
-        else:
-            rows.append((reader.line_num - header_line, [c.strip() for c in record]))
-    return header or [], rows
-
-
-def _read_xlsx_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    import openpyxl
-
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        ws = wb.worksheets[0]
-        header: list[str] | None = None
-        header_row = 0
-        rows: list[tuple[int, list[str]]] = []
-        for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
-            cells = [_cell_text(v) for v in values]
-            if not any(cells):
-                continue
-            if header is None:
-                header, header_row = cells, number
-            else:
-                rows.append((number - header_row, cells))
-    finally:
-        wb.close()
-    return header or [], rows
-
-
-def _read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header cells and ``(data row number, cells)`` per non-empty row of a .csv/.xlsx file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: label file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm"):
-            return _read_xlsx_rows(path)
-        if suffix == ".xls":
-            raise RSNAFormatError(
-                BadRow(path.name, 0, "-", "old .xls workbooks are not supported; save as .xlsx")
-            )
-        return _read_csv_rows(path)
-    except RSNAFormatError:
-        raise
-    except Exception as e:  # zip/openpyxl/csv errors: the file as a whole is unreadable
-        raise RSNAFormatError(
-            BadRow(path.name, 0, "-", f"unreadable label file ({type(e).__name__}: {e})")
-        ) from e
 
 
 def _accepted(names: Sequence[str]) -> str:
@@ -251,6 +163,67 @@ def parse_sex(text: str, is_male_column: bool) -> tuple[bool | None, str | None]
     return table[key], None
 
 
+@dataclass
+class _ValidRows:
+    """The valid rows of a label file, column by column, and the headers used for id and sex."""
+
+    id_field: str
+    sex_field: str
+    ids: list[str] = field(default_factory=list)
+    ages: list[float] = field(default_factory=list)
+    males: list[bool] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+
+
+def _validate_rows(
+    rows: list[tuple[int, list[str]]],
+    cols: dict[str, tuple[int, str] | None],
+    name: str,
+    issues: ProblemLog,
+) -> _ValidRows:
+    """Parse every data row; a row with any problem (all of them added to ``issues``) is left
+    out, as is a repeated id (the later row)."""
+    id_idx, id_field = cols["id"]  # type: ignore[misc]
+    age_col = cols["boneage"]
+    sex_col = cols["male"] or cols["sex"]
+    is_male_column = cols["male"] is not None
+    assert sex_col is not None
+    valid = _ValidRows(id_field, sex_col[1])
+    first_row: dict[str, int] = {}
+    for number, cells in rows:
+
+        def cell(index: int, cells: list[str] = cells) -> str:
+            return cells[index].strip() if index < len(cells) else ""
+
+        problems: list[tuple[str, str]] = []
+        rid, why = parse_id(cell(id_idx))
+        if why:
+            problems.append((id_field, why))
+        elif rid in first_row:
+            problems.append((id_field, f"duplicate id {rid} (first at row {first_row[rid]})"))
+        age = math.nan
+        if age_col is not None:
+            parsed, why = _parse_age(cell(age_col[0]))
+            if why:
+                problems.append((age_col[1], why))
+            else:
+                age = float(parsed)  # type: ignore[arg-type]
+        male, why = parse_sex(cell(sex_col[0]), is_male_column)
+        if why:
+            problems.append((sex_col[1], why))
+        if problems:
+            for fieldname, reason in problems:
+                issues.add(BadRow(name, number, fieldname, reason))
+            continue
+        assert rid is not None and male is not None
+        first_row[rid] = number
+        valid.ids.append(rid)
+        valid.ages.append(age)
+        valid.males.append(male)
+        valid.rows.append(number)
+    return valid
+
+
 def read_labels(
     path: str | os.PathLike,
     *,
@@ -281,70 +254,29 @@ def read_labels(
     """
     path = Path(path)
     name = path.name
-    header, rows = _read_table(path)
+    header, rows = read_table(path)
     cols = _match_columns(header, name, require_age)
     issues = ProblemLog(strict)
-    id_idx, id_field = cols["id"]  # type: ignore[misc]
-    age_col = cols["boneage"]
-    sex_col = cols["male"] or cols["sex"]
-    is_male_column = cols["male"] is not None
-    assert sex_col is not None
-
-    ids: list[str] = []
-    ages: list[float] = []
-    males: list[bool] = []
-    row_numbers: list[int] = []
-    first_row: dict[str, int] = {}
-    for number, cells in rows:
-
-        def cell(index: int, cells: list[str] = cells) -> str:
-            return cells[index].strip() if index < len(cells) else ""
-
-        problems: list[tuple[str, str]] = []
-        rid, why = parse_id(cell(id_idx))
-        if why:
-            problems.append((id_field, why))
-        elif rid in first_row:
-            problems.append((id_field, f"duplicate id {rid} (first at row {first_row[rid]})"))
-        age = math.nan
-        if age_col is not None:
-            parsed, why = _parse_age(cell(age_col[0]))
-            if why:
-                problems.append((age_col[1], why))
-            else:
-                age = float(parsed)  # type: ignore[arg-type]
-        male, why = parse_sex(cell(sex_col[0]), is_male_column)
-        if why:
-            problems.append((sex_col[1], why))
-        if problems:
-            for fieldname, reason in problems:
-                issues.add(BadRow(name, number, fieldname, reason))
-            continue
-        assert rid is not None and male is not None
-        first_row[rid] = number
-        ids.append(rid)
-        ages.append(age)
-        males.append(male)
-        row_numbers.append(number)
-
+    valid = _validate_rows(rows, cols, name, issues)
     df = pd.DataFrame(
         {
-            "id": pd.Series(ids, dtype=object),
-            "boneage": pd.Series(ages, dtype=np.float64),
-            "male": pd.Series(males, dtype=bool),
-            "row": pd.Series(row_numbers, dtype=np.int64),
+            "id": pd.Series(valid.ids, dtype=object),
+            "boneage": pd.Series(valid.ages, dtype=np.float64),
+            "male": pd.Series(valid.males, dtype=bool),
+            "row": pd.Series(valid.rows, dtype=np.int64),
         }
     )
     if bad_rows is not None:
         bad_rows.extend(issues.items)
+    age_col = cols["boneage"]
     df.attrs.update(
         {
             "source": os.fspath(path),
             "source_name": name,
             "fields": {
-                "id": id_field,
+                "id": valid.id_field,
                 "boneage": age_col[1] if age_col else None,
-                "male": sex_col[1],
+                "male": valid.sex_field,
             },
             "num_rows": len(rows),
             "bad_rows": list(issues.items),

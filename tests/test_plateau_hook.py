@@ -61,7 +61,7 @@ def test_reduces_base_lrs_after_patience_bad_evaluations():
     _run(trainer, lr_hook, hook, [10.0, 9.0, 9.5, 9.0, 12.0])
     assert hook.num_reductions == 1 and hook.best == 9.0 and hook.num_bad == 0
     assert trainer.scheduler.base_lrs == pytest.approx([BASE_LR / 10, BASE_LR / 20])
-    # The next scheduler step does not undo it (PITFALLS 12): the LR follows base_lrs.
+    # The next scheduler step does not undo it (LRMultiplier rewrites lr from base_lrs each step).
     lr_hook.after_step()
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(BASE_LR / 10)
     assert trainer.optimizer.param_groups[1]["lr"] == pytest.approx(BASE_LR / 20)

@@ -14,7 +14,8 @@ class LongSideResize(T.Augmentation):
     """Resize so the long side is ``long_side * s``, ``s`` uniform in ``scale_range``.
 
     Unlike ``ResizeShortestEdge`` with a ``MAX_SIZE`` cap, the scale jitter survives for every
-    aspect ratio (PITFALLS: a capped short-side resize makes "random scale" a no-op).
+    aspect ratio (a short-side resize capped by a max size turns "random scale" into a no-op:
+    short sides 384-576 all give 512 x 379 for a 757 x 1022 film).
     """
 
     def __init__(

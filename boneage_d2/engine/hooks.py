@@ -41,7 +41,7 @@ class ReduceLROnPlateau(HookBase):
     value is broadcast and every process takes the same decision (DDP keeps one LR).
 
     Detectron2's ``LRScheduler`` hook steps an ``LRMultiplier`` that rewrites every param
-    group's ``lr`` from its ``base_lrs`` each iteration (PITFALLS 12), so a reduction scales the
+    group's ``lr`` from its ``base_lrs`` each iteration, so a reduction scales the
     scheduler's ``base_lrs`` (checkpointed with the scheduler's state) and the current
     ``lr`` of each param group (effective at once). ``best``, the count of bad evaluations and
     the number of reductions are in ``state_dict``, so a resumed run continues the plateau.
@@ -215,7 +215,7 @@ def check_finite_losses(loss_dict: Mapping[str, torch.Tensor], iteration: int) -
 
     Call it on every process before the optimizer step. Detectron2 checks only the main
     process's averaged total (``SimpleTrainer.write_metrics``), so under DDP the other ranks
-    would wait in the next collective until the launch timeout (PITFALLS 14). Here one scalar
+    would wait in the next collective until the launch timeout. Here one scalar
     all-reduce per iteration tells every rank whether any rank saw a non-finite term; only then
     are the names gathered for the message.
     """
@@ -296,7 +296,7 @@ class ExactResume(HookBase):
     Detectron2's checkpoint restores the model, optimizer, scheduler, iteration and hook states,
     but nothing of the data pipeline: after ``--resume`` the ``TrainingSampler`` replays its
     stream from the first index, and the numpy / torch / python RNGs (augmentation, proposal
-    sampling, dropout) restart from ``default_setup``'s ``SEED + rank`` (PITFALLS 15). Saving the
+    sampling, dropout) restart from ``default_setup``'s ``SEED + rank``. Saving the
     loader's state instead would mean its sampler position, aspect-ratio buckets, prefetched
     batches and worker RNGs.
 

@@ -88,7 +88,7 @@ _d2_create_ddp_model = d2_defaults.create_ddp_model
 def create_ddp_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
     """Detectron2's ``create_ddp_model`` that also works for a CPU model (GLOO, ``--num-gpus N``
     without CUDA): DDP rejects ``device_ids`` for CPU modules, and Detectron2 always passes
-    ``device_ids=[local_rank]`` (PITFALLS 14), so a CPU model gets ``device_ids=None``."""
+    ``device_ids=[local_rank]``, which DDP rejects for a CPU model: it gets ``device_ids=None``."""
     if "device_ids" not in kwargs and all(p.device.type == "cpu" for p in model.parameters()):
         kwargs["device_ids"] = None
     return _d2_create_ddp_model(model, **kwargs)

@@ -2,7 +2,7 @@
 
 Detectron2's RPN trains every anchor of an image with no ground-truth boxes as background. For
 ALA-Net such an image is one without hand keypoints (usable for the age loss only), not a hand
-with no joints, so all its anchors are ignored instead (PITFALLS 8).
+with no joints, so all its anchors are ignored instead.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ def draw_ground_truth(record: dict, metadata=None, scale: float = 1.0) -> np.nda
     meta = metadata if metadata is not None else _hand_metadata()
     vis = Visualizer(rgb, meta, scale=scale, instance_mode=ColorMode.IMAGE)
     hands = record.get("annotations", [])
-    # draw_dataset_dict reads the hands only: ROI boxes are drawn separately below (PITFALLS 2).
+    # draw_dataset_dict decides from the first annotation whether all have masks and keypoints:
+    # it gets the hands only, and the ROI boxes are drawn separately below.
     no_kps = [{k: v for k, v in a.items() if k != "keypoints"} for a in hands]
     vis.draw_dataset_dict({"annotations": no_kps})  # keypoints drawn with names below
     font = max(8, int(max(gray.shape) / 80))

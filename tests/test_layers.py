@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import REPO
+from tests.fixtures import REPO
 
 PACKAGE = REPO / "boneage_d2"
 RUNTIME = {"torch", "torchvision", "detectron2", "fvcore"}

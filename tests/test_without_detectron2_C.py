@@ -3,9 +3,8 @@
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.fixtures import REPO
 
 SCRIPT = textwrap.dedent(
     """

@@ -41,7 +41,13 @@ from .detector_scale import box_scale_factors, scale_image, scale_instances
 from .gender import GenderEmbedding
 from .hand_crops import hand_crops, whole_image_crop
 from .hand_roi_heads import HandROIHeads
-from .inputs import batch_images, boneage_targets, male_tensor, square_pad_size
+from .inputs import (
+    batch_images,
+    boneage_targets,
+    male_tensor,
+    square_pad_size,
+    with_empty_instances,
+)
 from .residual_attention import ResidualAttentionNetwork, attention_maps_from_logits
 
 __all__ = ["HandSegBoneAgeRCNN", "NO_HAND_FLAG"]
@@ -317,7 +323,7 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
         """Training: the loss dict. Inference: see the class docstring."""
         if not self.training:
             return self.inference(batched_inputs)
-        batched_inputs = [self._with_instances(x) for x in batched_inputs]
+        batched_inputs = [with_empty_instances(x) for x in batched_inputs]
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         detector_gt = [self._detector_instances(inst) for inst in gt_instances]
         images = self.preprocess_image(batched_inputs)
@@ -331,17 +337,6 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
         losses = {**detector_losses, **proposal_losses}  # GeneralizedRCNN's order
         losses.update(self._training_age_loss(batched_inputs, gt_instances, features))
         return losses
-
-    @staticmethod
-    def _with_instances(x: dict) -> dict:
-        """The input with an empty ``instances`` if it has none (an image without hands)."""
-        if x.get("instances") is not None:
-            return x
-        h, w = x["image"].shape[-2:]
-        empty = Instances((h, w))
-        empty.gt_boxes = Boxes(torch.zeros((0, 4)))
-        empty.gt_classes = torch.zeros((0,), dtype=torch.int64)
-        return {**x, "instances": empty}
 
     def inference(
         self,

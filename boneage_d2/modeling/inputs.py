@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from detectron2.modeling import Backbone
-from detectron2.structures import ImageList
+from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "male_tensor",
     "masked_global_avg_pool",
     "square_pad_size",
+    "with_empty_instances",
 ]
 
 
@@ -97,3 +98,14 @@ def male_tensor(batched_inputs: list[dict], device: torch.device) -> Tensor:
             )
         values.append(float(bool(x["male"])))
     return torch.tensor(values, dtype=torch.float32, device=device)
+
+
+def with_empty_instances(x: dict) -> dict:
+    """The input with an empty ``instances`` if it has none (an image without hands)."""
+    if x.get("instances") is not None:
+        return x
+    h, w = x["image"].shape[-2:]
+    empty = Instances((h, w))
+    empty.gt_boxes = Boxes(torch.zeros((0, 4)))
+    empty.gt_classes = torch.zeros((0,), dtype=torch.int64)
+    return {**x, "instances": empty}

@@ -1,6 +1,5 @@
 """ReduceLROnPlateau: reduces the scheduler's base LRs after N bad evaluations, survives resume."""
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,8 +12,9 @@ from fvcore.common.param_scheduler import ConstantParamScheduler
 
 from boneage_d2.engine.hooks import ReduceLROnPlateau
 from tests.cli import load_tool
+from tests.fixtures import CONFIGS
 
-GLOBAL_DEMO = str(Path(__file__).resolve().parents[1] / "configs/Global/R18-phantom-demo.yaml")
+GLOBAL_DEMO = str(CONFIGS / "Global/R18-phantom-demo.yaml")
 PERIOD = 10
 BASE_LR = 0.01
 

@@ -11,8 +11,7 @@ import pytest
 
 from boneage_d2.benchmark import MIN_REPEATS, time_interleaved
 from tests.cli import load_tool
-
-from .conftest import write_tiny_dataset
+from tests.fixtures import write_tiny_dataset
 
 benchmark = load_tool("benchmark")
 

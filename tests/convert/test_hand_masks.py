@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,8 +16,8 @@ from boneage_d2.convert.hand_masks import (
     write_mask,
 )
 from boneage_d2.io.radiograph import ImageReadError
+from tests.fixtures import RSNA_SAMPLE
 
-RSNA_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "rsna_sample"
 FINGERS = [(165, -25), (205, -8), (245, 0), (285, 8), (320, 35)]  # (base x, angle in degrees)
 
 

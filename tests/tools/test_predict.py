@@ -16,13 +16,13 @@ from boneage_d2.engine.prediction_io import output_names
 from boneage_d2.engine.predictor import BoneAgePredictor
 from boneage_d2.io.radiograph import read_radiograph, window_to_uint8
 from tests.cli import load_tool
+from tests.fixtures import REPO
 
 convert_rsna = load_tool("convert_rsna")
 make_phantom = load_tool("make_phantom")
 predict = load_tool("predict")
 train_net = load_tool("train_net")
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "alanet": REPO / "configs/ALA-Net/R18-phantom-demo.yaml",
     "handseg": REPO / "configs/HandSeg-RAN/R18-phantom-demo.yaml",

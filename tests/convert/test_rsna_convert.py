@@ -32,10 +32,10 @@ from boneage_d2.io.radiograph import (
     read_radiograph,
 )
 from tests.cli import load_tool
+from tests.fixtures import RSNA_SAMPLE
 
 cli_main = load_tool("convert_rsna").main
 
-RSNA_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "rsna_sample"
 K = 17
 SIZES = {"101": (60, 80), "102": (80, 60), "103": (100, 100)}  # id -> (width, height)
 

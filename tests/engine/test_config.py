@@ -1,14 +1,11 @@
 """Config: our keys, _BASE_ inheritance, and clear errors for the mistakes users make."""
 
-from pathlib import Path
-
 import pytest
 from detectron2.config import get_cfg
 
 from boneage_d2 import add_boneage_config
 from boneage_d2.engine import ConfigError, load_config, validate_config
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from tests.fixtures import CONFIGS
 
 
 def test_add_boneage_config_is_idempotent_and_namespaced():

@@ -6,8 +6,9 @@ from detectron2.modeling import build_model
 
 from boneage_d2.engine import load_config
 from boneage_d2.modeling.inputs import masked_global_avg_pool
+from tests.fixtures import CONFIGS
 
-BASE = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "configs/Base-BoneAge.yaml")
+BASE = str(CONFIGS / "Base-BoneAge.yaml")
 SMALL = [
     "MODEL.RESNETS.DEPTH",
     "18",

@@ -20,10 +20,9 @@ from boneage_d2.modeling.hand_crops import crop_and_resize, resample_box_masks, 
 from boneage_d2.modeling.handseg_rcnn import NO_HAND_FLAG
 from boneage_d2.vis.attention import draw_attention_maps
 from tests.cli import load_tool
+from tests.fixtures import CONFIGS, write_tiny_dataset
 
-from .conftest import write_tiny_dataset
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "HandSeg-RAN"
+CONFIG_DIR = CONFIGS / "HandSeg-RAN"
 DEMO = str(CONFIG_DIR / "R18-phantom-demo.yaml")
 DETECTOR_LOSSES = {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "loss_mask"}
 MODULES = ["Att1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"]

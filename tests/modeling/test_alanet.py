@@ -1,7 +1,5 @@
 """ALA-Net: losses and outputs per mode, fewer-than-K proposals, mixed sizes, gender, configs."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from detectron2.modeling import build_model
@@ -10,8 +8,9 @@ from detectron2.utils.events import EventStorage
 
 from boneage_d2.engine import load_config
 from boneage_d2.modeling.anatomical_roi_heads import max_pool_per_image
+from tests.fixtures import CONFIGS
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs/ALA-Net"
+CONFIG_DIR = CONFIGS / "ALA-Net"
 DEMO = str(CONFIG_DIR / "R18-phantom-demo.yaml")
 TINY = ["BONEAGE.INPUT.LONG_SIDE_TRAIN", "128", "BONEAGE.INPUT.LONG_SIDE_TEST", "128"]
 

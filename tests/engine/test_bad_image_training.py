@@ -22,10 +22,9 @@ from boneage_d2.data.catalog import load_boneage_json
 from boneage_d2.data.transforms import LongSideResize
 from boneage_d2.engine import BoneAgeTrainer, load_config
 from boneage_d2.io.radiograph import ImageReadError
+from tests.fixtures import CONFIGS, write_tiny_dataset
 
-from .conftest import write_tiny_dataset
-
-CONFIG = str(Path(__file__).resolve().parents[1] / "configs/Global/R18-phantom-demo.yaml")
+CONFIG = str(CONFIGS / "Global/R18-phantom-demo.yaml")
 TRUNCATED, MISSING = "1001.png", "1003.png"
 NUM_IMAGES = 6
 ITERS = 3

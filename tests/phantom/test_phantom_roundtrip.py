@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,6 +11,7 @@ from boneage_d2.data import BoneAgeDatasetMapper
 from boneage_d2.data.catalog import load_boneage_json
 from boneage_d2.data.transforms import LongSideResize
 from tests.cli import load_tool
+from tests.fixtures import REPO
 
 convert_rsna = load_tool("convert_rsna")
 make_phantom = load_tool("make_phantom")
@@ -90,7 +90,7 @@ def test_visualize_data_draws_overlays(phantom, tmp_path):
 
 
 def _compare_datasets():
-    path = Path(__file__).resolve().parents[1] / "tools/compare_datasets.py"
+    path = REPO / "tools/compare_datasets.py"
     spec = importlib.util.spec_from_file_location("compare_datasets", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -18,9 +18,7 @@ from detectron2.data import DatasetCatalog
 
 from boneage_d2.data import register_boneage_split
 from tests.cli import load_tool
-
-from .conftest import write_tiny_dataset
-from .test_rsna_convert import (
+from tests.convert.test_rsna_convert import (
     LABEL_ROWS,
     SIZES,
     bonet_json,
@@ -29,12 +27,12 @@ from .test_rsna_convert import (
     write_labels,
     write_png,
 )
+from tests.fixtures import CONFIGS, write_tiny_dataset
 
 train_net = load_tool("train_net")
 convert_main = load_tool("convert_rsna").main
 phantom_main = load_tool("make_phantom").main
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CONFIG = str(CONFIGS / "Global/R18-phantom-demo.yaml")
 
 

@@ -31,12 +31,10 @@ from boneage_d2.engine import BoneAgeTrainer
 from boneage_d2.engine.hooks import DivergenceError, FiniteWeightsCheck, check_finite_losses
 from boneage_d2.evaluation import PREDICTIONS_CSV
 from tests.cli import load_tool
-
-from .conftest import write_tiny_dataset
+from tests.fixtures import REPO, write_tiny_dataset
 
 train_net = load_tool("train_net")
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs/Global/R18-phantom-demo.yaml")
 TRAIN_NET = str(REPO / "tools/train_net.py")
 PERIOD = 4  # SOLVER.CHECKPOINT_PERIOD of the subprocess runs

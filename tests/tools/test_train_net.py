@@ -1,17 +1,17 @@
 """tools/train_net.py end to end on a tiny registered dataset: train, eval, eval-only, resume."""
 
 import csv
-from pathlib import Path
 
 import pytest
 from detectron2.engine import default_argument_parser
 
 from boneage_d2.evaluation import PREDICTIONS_CSV
 from tests.cli import load_tool
+from tests.fixtures import CONFIGS
 
 train_net = load_tool("train_net")
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "configs/Global/R18-phantom-demo.yaml")
+CONFIG = str(CONFIGS / "Global/R18-phantom-demo.yaml")
 
 
 def _args(tiny_dataset, out_dir, *extra, iters=120):

@@ -12,8 +12,7 @@ from detectron2.data import transforms as T
 from boneage_d2.data import BoneAgeDatasetMapper, register_boneage_split
 from boneage_d2.data.catalog import load_boneage_json, prepare_task_view
 from boneage_d2.data.transforms import LongSideResize, linear_scale
-
-from .conftest import write_tiny_dataset
+from tests.fixtures import write_tiny_dataset
 
 
 def test_loader_keeps_labels_and_separates_rois(tmp_path):

@@ -9,14 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "BLANK_IMAGE_FLAG",
     "CANONICAL_17",
     "HAND_CATEGORY",
     "HAND_CATEGORY_ID",
+    "NO_HAND_FLAG",
     "ROI_CATEGORY",
     "ROI_CATEGORY_ID",
     "ROI_REFERENCE_LONG_SIDE",
     "ROI_SIZE_PX",
     "SPLITS",
+    "SMALL_IMAGE_FLAG",
+    "UNREADABLE_FLAG",
     "WHOLEBODY_HAND_21",
     "coco_categories",
     "default_landmark_names",
@@ -33,6 +37,14 @@ HAND_CATEGORY = "hand"
 ROI_CATEGORY = "anatomical_roi"
 
 SPLITS = ("train", "val", "test")
+
+# --- prediction flags -----------------------------------------------------------------------------
+# Named flags on a prediction (``flags`` in the predictor's output, CSV and JSON): a reason not to
+# trust the number, never a silent one.
+NO_HAND_FLAG = "no_hand_found"  # no detection / ROI evidence of a hand; the whole image was read
+UNREADABLE_FLAG = "unreadable"  # the file could not be read (its error is reported beside it)
+BLANK_IMAGE_FLAG = "blank_image"  # (almost) one grey level: nothing to read
+SMALL_IMAGE_FLAG = "image_too_small"  # shorter side below the smallest radiograph we accept
 
 # --- ROI boxes ------------------------------------------------------------------------------------
 # ALA-Net's ROI boxes: 64 x 64 px squares at a 512-px long side, scaled with the image.

@@ -32,6 +32,7 @@ from boneage_d2.engine.prediction_io import (
     sex_for_files,
     write_prediction_tables,
 )
+from boneage_d2.schema import NO_HAND_FLAG
 
 
 def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> None:
@@ -49,7 +50,7 @@ def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> Non
     if args.attention and output.get("attention_maps"):
         inst = output.get("instances")
         mask = None
-        if inst is not None and len(inst) and "no_hand_found" not in output.get("flags", []):
+        if inst is not None and len(inst) and NO_HAND_FLAG not in output.get("flags", []):
             mask = inst.pred_masks[int(inst.scores.argmax())].cpu().numpy()
         title = f"{float(output['boneage']):.0f} mo, {'M' if inp['male'] else 'F'}"
         row = draw_attention_maps(
@@ -130,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote predictions for {len(records)} image(s) to {out_dir / 'predictions.csv'}"
         + (f" ({bad} unreadable: see the 'error' column)" if bad else "")
     )
+    if bad == len(records):
+        print(
+            f"error: none of the {len(records)} input image(s) could be predicted "
+            f"(see the 'error' column of {out_dir / 'predictions.csv'})",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

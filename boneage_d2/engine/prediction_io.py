@@ -170,7 +170,8 @@ def prediction_record(inp: dict, output: dict | None) -> dict:
     """One image's prediction as plain data (the rows of predict.py's CSV and JSON).
 
     Keys: ``file``, ``sex`` (M/F), ``boneage_months``, ``boneage_years``; for Model A
-    ``num_hands`` and ``hand_ages_months`` (per detected hand, by score; None = not assessed);
+    ``num_hands`` and ``hand_ages_months`` (the hands that passed the score threshold and got an
+    age, best score first; detections below it are not hands here);
     for ALA-Net ``num_rois``, ``roi_ages_months`` (each ROI's own age from the patch head, by
     objectness) and ``rois`` (``box_xyxy`` in original pixels, ``score``, ``age_months``);
     ``flags`` (e.g. ``no_hand_found``, ``unreadable``) and ``error``.
@@ -190,9 +191,10 @@ def prediction_record(inp: dict, output: dict | None) -> dict:
         rec["boneage_months"] = months
         rec["boneage_years"] = None if months is None else round(months / 12.0, 2)
     inst = output.get("instances")
-    if inst is not None and inst.has("pred_masks"):  # hands (Model A)
-        rec["num_hands"] = len(inst)
-        rec["hand_ages_months"] = _instance_months(inst, "boneage")
+    if inst is not None and inst.has("pred_masks"):  # hands (Model A): the assessed ones
+        ages = [a for a in _instance_months(inst, "boneage") if a is not None]
+        rec["num_hands"] = len(ages)
+        rec["hand_ages_months"] = ages
     elif inst is not None:  # anatomical ROI boxes (ALA-Net), by objectness
         rec["num_rois"] = len(inst)
         rec["roi_ages_months"] = _instance_months(inst, "patch_boneage")

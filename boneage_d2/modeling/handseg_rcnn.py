@@ -36,6 +36,7 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 
+from ..schema import NO_HAND_FLAG
 from .age_head import build_age_head
 from .detector_scale import box_scale_factors, scale_image, scale_instances
 from .gender import GenderEmbedding
@@ -52,7 +53,6 @@ from .residual_attention import ResidualAttentionNetwork, attention_maps_from_lo
 
 __all__ = ["HandSegBoneAgeRCNN", "NO_HAND_FLAG"]
 
-NO_HAND_FLAG = "no_hand_found"
 TRAIN_MASK_SOURCES = ("gt", "predicted")
 MASK_GATINGS = ("hard", "soft")
 GENDER_FEATURES = ("bit", "embedding", "none")

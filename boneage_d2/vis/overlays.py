@@ -45,13 +45,17 @@ def draw_prediction(gray: np.ndarray, output: dict, male: bool, scale: float = 1
     if inst is not None and len(inst):
         inst = inst.to("cpu")
         boxes = inst.pred_boxes.tensor.numpy()
-        if inst.has("pred_masks"):
-            ages = inst.boneage.tolist() if inst.has("boneage") else [float("nan")] * len(inst)
+        if inst.has("pred_masks"):  # the hands that got an age (passed the score threshold)
+            ages = inst.boneage if inst.has("boneage") else inst.scores.new_full((len(inst),), 0)
+            keep = ages.isfinite().nonzero()[:, 0]
             labels = [
-                f"hand {s:.2f}" + ("" if np.isnan(a) else f": {a:.0f} mo")
-                for s, a in zip(inst.scores.tolist(), ages)
+                f"hand {s:.2f}: {a:.0f} mo"
+                for s, a in zip(inst.scores[keep].tolist(), ages[keep].tolist())
             ]
-            vis.overlay_instances(masks=inst.pred_masks.numpy(), boxes=boxes, labels=labels)
+            if len(keep):
+                vis.overlay_instances(
+                    masks=inst.pred_masks[keep].numpy(), boxes=boxes[keep.numpy()], labels=labels
+                )
         else:
             ages = inst.patch_boneage.tolist() if inst.has("patch_boneage") else None
             for rank, box in enumerate(boxes):

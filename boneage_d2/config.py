@@ -55,6 +55,10 @@ def add_age_model_config(cfg: CN) -> None:
     # Global branch of GlobalBoneAgeRegressor / ALA-Net: which backbone feature is pooled.
     b.GLOBAL = CN()
     b.GLOBAL.IN_FEATURE = "res5"
+    # How the feature map is pooled over the image's valid region: "avg" (the papers' global
+    # average), "max" (a few-pixel cue anywhere in the film survives pooling), or "avgmax" (both,
+    # concatenated: twice the width).
+    b.GLOBAL.POOL = "avg"
 
     # Gender feature (PRSNet / ALA-Net): male bit -> FC embedding of this size.
     b.GENDER = CN()
@@ -101,6 +105,9 @@ def add_alanet_config(cfg: CN) -> None:
     # Lpatch weight (Eq. 2: 1). Lord: BONEAGE.HEAD.LOSS_WEIGHT; Lrpn: MODEL.RPN.LOSS_WEIGHT.
     a.PATCH_LOSS_WEIGHT = 1.0
     a.AGE_ON = True  # False = the vanilla-RPN baseline of Table 2 (no age)
+    # Inference: flag "no_hand_found" when the mean objectness of the top NUM_ROIS ROIs is below
+    # this (an empty, blank or non-hand image has no joint-like ROIs); 0 = never flag.
+    a.NO_HAND_MEAN_SCORE = 0.2
 
 
 def add_data_config(cfg: CN) -> None:
@@ -121,6 +128,14 @@ def add_data_config(cfg: CN) -> None:
     # prediction never depends on which other images share its batch (GroupNorm statistics and
     # pooling would otherwise see the batch's padding). False = Detectron2's pad-to-batch-max.
     i.PAD_TO_SQUARE = True
+    # Stored values -> uint8 model input, one pipeline for every format (docs/inputs.md).
+    n = i.INTENSITY = CN()
+    # "bit_depth": 8-bit as stored, 16-bit PNG over its depth, DICOM through modality + VOI LUT;
+    # "percentiles": the same, then stretched between LOW_PCT and HIGH_PCT (every format).
+    n.NAME = "bit_depth"
+    n.LOW_PCT = 0.5  # "percentiles": this percentile -> 0
+    n.HIGH_PCT = 99.5  # "percentiles": this percentile -> 255
+    n.DICOM_WINDOW_INDEX = 0  # which DICOM VOI LUT / window (WindowCenter/Width) to apply
 
     # A training image that cannot be read (missing, truncated, corrupt): "skip" = warn (file and
     # reason), count it (metric data/skipped_images) and train on another image; "fail" = stop

@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 
 from ..io.atomic import atomic_open
-from ..io.radiograph import ImageReadError, read_gray_unchanged, read_radiograph, window_to_uint8
+from ..io.intensity import stretch_percentiles
+from ..io.radiograph import ImageReadError, read_gray_unchanged, read_radiograph
 from .parallel import map_in_order
 
 __all__ = [
@@ -179,7 +180,7 @@ def derive_hand_mask(gray: np.ndarray, params: HandMaskParams | None = None) -> 
     if img.ndim == 3:
         img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
     if img.dtype != np.uint8:
-        img = window_to_uint8(img)
+        img = stretch_percentiles(img)
     if img.ndim != 2 or img.size == 0:
         raise ValueError(f"derive_hand_mask expects a non-empty HxW image, got {img.shape}")
     height, width = img.shape

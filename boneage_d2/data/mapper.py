@@ -12,6 +12,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, Instances
 
+from ..io.intensity import IntensityPipeline
 from ..io.radiograph import ImageReadError, read_radiograph
 from ..schema import roi_boxes_xyxy
 from .bad_images import SKIPPED_IMAGES_KEY, BadImagePolicy
@@ -67,7 +68,9 @@ def _primary_keypoints(annos: list[dict]) -> np.ndarray:
 
 
 class BoneAgeDatasetMapper:
-    """Reads the radiograph, applies augmentations, and builds the model input.
+    """Reads the radiograph through the configured intensity pipeline
+    (``BONEAGE.INPUT.INTENSITY``, the same as the predictor's), applies augmentations, and builds
+    the model input.
 
     Output dict: the record's ``file_name``, ``image_id``, ``height``, ``width``, ``boneage``
     (months or None), ``male``, ``has_keypoints``, plus
@@ -96,14 +99,18 @@ class BoneAgeDatasetMapper:
         use_masks: bool = True,
         use_keypoints: bool = True,
         on_bad_image: str = "skip",
+        intensity: IntensityPipeline | None = None,
     ):
         self.is_train = is_train
+        self.intensity = intensity or IntensityPipeline()
         self.bad_images = BadImagePolicy(on_bad_image)
         self.augmentations = T.AugmentationList(augmentations)
         self.use_masks = use_masks
         self.use_keypoints = use_keypoints
         mode = "train" if is_train else "test"
-        logger.info(f"[BoneAgeDatasetMapper] {mode} augmentations: {augmentations}")
+        logger.info(
+            f"[BoneAgeDatasetMapper] {mode} augmentations: {augmentations}; {self.intensity}"
+        )
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True) -> dict:
@@ -113,12 +120,13 @@ class BoneAgeDatasetMapper:
             "use_masks": cfg.MODEL.MASK_ON,
             "use_keypoints": True,
             "on_bad_image": cfg.BONEAGE.DATA.ON_BAD_IMAGE,
+            "intensity": IntensityPipeline.from_config(cfg),
         }
 
     def __call__(self, dataset_dict: dict) -> dict | None:
         d = copy.deepcopy(dataset_dict)
         try:
-            gray = read_radiograph(d["file_name"])
+            gray = read_radiograph(d["file_name"], self.intensity)
         except ImageReadError as e:
             if not self.is_train:
                 raise

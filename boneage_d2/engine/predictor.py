@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from ..data.mapper import radiograph_to_tensor
 from ..data.transforms import build_boneage_augmentation
+from ..io.intensity import IntensityPipeline
 from ..io.radiograph import ImageReadError, read_radiograph
 
 __all__ = ["BoneAgePredictor", "RadiographFiles"]
@@ -23,16 +25,24 @@ logger = logging.getLogger(__name__)
 
 
 class RadiographFiles(Dataset):
-    """Radiograph files with their sex -> model inputs (the test-time augmentation applied).
+    """Radiograph files with their sex -> model inputs (read through ``intensity``, None = the
+    default pipeline; the test-time augmentation applied).
 
     An unreadable file does not stop the run: its item is ``{"file_name", "error"}``.
     """
 
-    def __init__(self, files: Sequence[str], males: Sequence[bool], augmentations):
+    def __init__(
+        self,
+        files: Sequence[str],
+        males: Sequence[bool],
+        augmentations,
+        intensity: IntensityPipeline | None = None,
+    ):
         if len(files) != len(males):
             raise ValueError(f"{len(files)} files but {len(males)} sex values")
         self.files, self.males = list(files), list(males)
         self.augmentations = augmentations
+        self.intensity = intensity or IntensityPipeline()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -40,7 +50,7 @@ class RadiographFiles(Dataset):
     def __getitem__(self, i: int) -> dict:
         path, male = str(self.files[i]), bool(self.males[i])
         try:
-            gray = read_radiograph(path)
+            gray = read_radiograph(path, self.intensity)
         except ImageReadError as e:
             return {"file_name": path, "male": male, "error": str(e)}
         image, _ = radiograph_to_tensor(gray, self.augmentations)
@@ -53,34 +63,42 @@ class BoneAgePredictor(DefaultPredictor):
 
         cfg.MODEL.WEIGHTS = "output/alanet_r18_demo/model_final.pth"
         predictor = BoneAgePredictor(cfg)
-        out = predictor(read_radiograph("1377.png"), male=True)
+        out = predictor("1377.png", male=True)  # a path, or predictor.read(path)'s array
         out["boneage"]  # months, 0-dim tensor
 
     Builds the model, loads ``MODEL.WEIGHTS`` and switches to eval mode as ``DefaultPredictor``
-    does; the test-time augmentation is the config's (``BONEAGE.INPUT.LONG_SIDE_TEST``), the
-    same as evaluation. Outputs are the model's own (``boneage``; ALA-Net: ROI ``instances``;
-    HandSeg-RAN: hand ``instances`` with per-hand ``boneage``, ``flags``, ``attention_maps``),
-    in original-image pixels.
+    does; the intensity pipeline (``BONEAGE.INPUT.INTENSITY``) and the test-time augmentation
+    (``BONEAGE.INPUT.LONG_SIDE_TEST``) are the config's, the same as evaluation. Outputs are
+    the model's own (``boneage``; ALA-Net: ROI ``instances``; HandSeg-RAN: hand ``instances``
+    with per-hand ``boneage``, ``flags``, ``attention_maps``), in original-image pixels.
     """
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.aug = T.AugmentationList(build_boneage_augmentation(self.cfg, is_train=False))
+        self.intensity = IntensityPipeline.from_config(self.cfg)
+
+    def read(self, path: str | os.PathLike) -> np.ndarray:
+        """A radiograph file -> the uint8 [H, W] model input, through the config's pipeline."""
+        return read_radiograph(path, self.intensity)
 
     def model_input(self, image: np.ndarray, male: bool) -> dict:
-        """A radiograph (uint8 [H, W], e.g. from ``read_radiograph``) -> the model's input dict."""
+        """A radiograph (uint8 [H, W], from ``read``) -> the model's input dict."""
         image = np.asarray(image)
         if image.ndim != 2 or image.dtype != np.uint8:
             raise ValueError(
                 f"expected a uint8 [H, W] radiograph, got {image.dtype} {list(image.shape)}; "
-                "read files with boneage_d2.data.read_radiograph"
+                "read files with BoneAgePredictor.read (the config's intensity pipeline)"
             )
         tensor, _ = radiograph_to_tensor(image, self.aug)
         h, w = image.shape
         return {"image": tensor, "male": bool(male), "height": h, "width": w}
 
-    def __call__(self, image: np.ndarray, male: bool) -> dict:
-        """Predict one radiograph (uint8 [H, W]); returns the model's output dict."""
+    def __call__(self, image: np.ndarray | str | os.PathLike, male: bool) -> dict:
+        """Predict one radiograph (uint8 [H, W], or a file read by ``read``); returns the model's
+        output dict."""
+        if isinstance(image, (str, os.PathLike)):
+            image = self.read(image)
         return self.predict_batch([self.model_input(image, male)])[0]
 
     def predict_batch(self, inputs: list[dict]) -> list[dict]:
@@ -100,7 +118,7 @@ class BoneAgePredictor(DefaultPredictor):
         """Yield ``(input, output)`` per file, in order; ``output`` is None for an unreadable
         file (its input carries ``"error"``). Images are read by ``num_workers`` processes."""
         loader = DataLoader(
-            RadiographFiles(files, males, self.aug),
+            RadiographFiles(files, males, self.aug, self.intensity),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=trivial_batch_collator,

@@ -1,5 +1,5 @@
-"""Reading radiographs: header-only sizes, 8/16-bit PNG/JPEG and DICOM with windowing,
-corrupt-file errors."""
+"""Reading radiographs: header-only sizes, 8/16-bit PNG/JPEG and DICOM at their stored values,
+mapped to uint8 by the intensity pipeline (``intensity.py``), corrupt-file errors."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .intensity import IntensityPipeline, RawRadiograph
+
 __all__ = [
     "DICOM_SUFFIXES",
     "ImageReadError",
     "is_dicom",
     "check_image_complete",
     "read_image_size",
+    "read_gray_unchanged",
     "read_radiograph",
-    "window_to_uint8",
+    "read_raw_radiograph",
 ]
 
 # A PNG ends with an empty IEND chunk whose CRC is fixed: these 8 bytes close every complete file.
@@ -99,17 +102,6 @@ def check_image_complete(path: str | os.PathLike) -> None:
             raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker, {size} bytes)")
 
 
-def window_to_uint8(img: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
-    """Map a 12/16-bit (or float) image to uint8 by a percentile window; uint8 passes through."""
-    if img.dtype == np.uint8:
-        return img
-    img = img.astype(np.float32)
-    lo, hi = np.percentile(img, [low_pct, high_pct])
-    if hi <= lo:
-        hi = lo + 1.0
-    return np.clip((img - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
-
-
 def is_dicom(path: str | os.PathLike) -> bool:
     """True for a ``.dcm``/``.dicom`` name or a file with the DICOM magic after its preamble."""
     if os.fspath(path).lower().endswith(DICOM_SUFFIXES):
@@ -122,9 +114,9 @@ def is_dicom(path: str | os.PathLike) -> bool:
         return False
 
 
-def _read_dicom_gray(path: str) -> np.ndarray:
-    """A DICOM radiograph's first frame in display order (float32: rescale slope and intercept
-    applied, MONOCHROME1 inverted so bone is bright), or ``ImageReadError``."""
+def _read_dicom_raw(path: str) -> RawRadiograph:
+    """A DICOM radiograph's first frame at its stored values, with its dataset (for the modality
+    and VOI LUTs) and its photometric interpretation, or ``ImageReadError``."""
     try:
         import pydicom
     except ImportError as e:
@@ -134,50 +126,69 @@ def _read_dicom_gray(path: str) -> np.ndarray:
         ) from e
     try:
         ds = pydicom.dcmread(path)
-        img = np.asarray(ds.pixel_array, dtype=np.float32)
+        pixels = np.asarray(ds.pixel_array)
     except Exception as e:  # pydicom raises many types for bad or unsupported files
         raise ImageReadError(f"{path}: unreadable DICOM ({type(e).__name__}: {e})") from e
     if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-        img = img[0]
-    if img.ndim == 3:  # RGB DICOM (e.g. a secondary capture)
-        img = img[..., :3].mean(axis=-1)
-    img = img * float(getattr(ds, "RescaleSlope", 1) or 1) + float(
-        getattr(ds, "RescaleIntercept", 0) or 0
-    )
-    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        img = img.max() - img
-    return img
+        pixels = pixels[0]
+    bits = int(getattr(ds, "BitsStored", 0) or 8 * pixels.itemsize)
+    if pixels.ndim == 3:  # RGB DICOM (e.g. a secondary capture): gray over BitsStored, no LUTs
+        return RawRadiograph(pixels[..., :3].mean(axis=-1, dtype=np.float32), bits)
+    photometric = str(getattr(ds, "PhotometricInterpretation", "")).upper()
+    return RawRadiograph(pixels, bits, monochrome1=photometric == "MONOCHROME1", dicom=ds)
 
 
-def read_radiograph(path: str | os.PathLike) -> np.ndarray:
-    """Read a radiograph as an HxW uint8 array (grayscale).
-
-    8-bit files are returned as stored; 16-bit files are read unchanged and windowed (Detectron2's
-    ``read_image`` would saturate them); colour files are converted to gray. DICOM files (by
-    suffix or magic) are read with pydicom when it is installed and windowed the same way. Raises
-    ``ImageReadError`` naming the file when it is missing, unreadable or truncated: a truncated
-    PNG/JPEG is rejected before decoding (``check_image_complete``), because some OpenCV builds
-    return the decoded part of a truncated file as if it were whole.
-    """
-    return window_to_uint8(read_gray_unchanged(path, "image"))
+def _png_bits(img: np.ndarray) -> int:
+    """The depth a PNG/JPEG's values span: 8 for uint8; uint16 from the data's maximum, at least 8
+    and at most 16 (an 8-bit film saved x257 reads 16, a 12-bit film in a 16-bit PNG 12)."""
+    if img.dtype == np.uint8:
+        return 8
+    return min(max(int(img.max(initial=0)).bit_length(), 8), 16)
 
 
-def read_gray_unchanged(path: str | os.PathLike, what: str = "image") -> np.ndarray:
-    """An HxW gray array at the file's own bit depth (colour -> gray, alpha dropped; DICOM as
-    float32 in display order).
+def read_raw_radiograph(path: str | os.PathLike, what: str = "image") -> RawRadiograph:
+    """A radiograph's stored values (``RawRadiograph``): PNG/JPEG at their own depth (colour ->
+    gray, alpha dropped), DICOM (by suffix or magic, with pydicom) before any LUT.
 
     Raises ``ImageReadError`` naming the file (and ``what`` it is) when it is missing,
-    unreadable or truncated (checked before decoding, see ``check_image_complete``).
+    unreadable, truncated (checked before decoding, see ``check_image_complete``) or not 8/16-bit.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ImageReadError(f"{path}: {what} file not found")
     if is_dicom(path):
-        return _read_dicom_gray(path)
+        return _read_dicom_raw(path)
     check_image_complete(path)
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageReadError(f"{path}: unreadable or truncated {what}")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(f"{path}: {img.dtype} pixels; expected an 8- or 16-bit {what}")
     if img.ndim == 3:
         img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
-    return img
+    return RawRadiograph(img, _png_bits(img))
+
+
+def read_gray_unchanged(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """An HxW gray array at the file's own bit depth (``read_raw_radiograph``'s pixels)."""
+    return read_raw_radiograph(path, what).pixels
+
+
+def read_radiograph(
+    path: str | os.PathLike, intensity: IntensityPipeline | None = None
+) -> np.ndarray:
+    """Read a radiograph as the HxW uint8 array the model sees, through ``intensity`` (None =
+    the default ``IntensityPipeline()``: 8-bit as stored, 16-bit and DICOM over their bit depth
+    or VOI window; docs/inputs.md).
+
+    Raises ``ImageReadError`` naming the file when it is missing, unreadable or truncated: a
+    truncated PNG/JPEG is rejected before decoding (``check_image_complete``), because some
+    OpenCV builds return the decoded part of a truncated file as if it were whole.
+    """
+    raw = read_raw_radiograph(path, "image")
+    try:
+        return (intensity or IntensityPipeline())(raw)
+    except Exception as e:  # pydicom's LUT functions raise many types for bad modules
+        raise ImageReadError(
+            f"{os.fspath(path)}: cannot map its values to grey levels ({type(e).__name__}: {e})"
+        ) from e

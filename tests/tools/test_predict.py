@@ -14,7 +14,7 @@ from boneage_d2.data import register_boneage_split
 from boneage_d2.engine import load_config
 from boneage_d2.engine.prediction_io import output_names
 from boneage_d2.engine.predictor import BoneAgePredictor
-from boneage_d2.io.radiograph import read_radiograph, window_to_uint8
+from boneage_d2.io.radiograph import read_radiograph
 from tests.cli import load_tool
 from tests.fixtures import REPO
 
@@ -28,9 +28,9 @@ CONFIGS = {
     "handseg": REPO / "configs/HandSeg-RAN/R18-phantom-demo.yaml",
 }
 SMALL = {
-    # GN, not the demo's BN: a 16-bit file is percentile-windowed, i.e. contrast-stretched, and a
-    # 3-iteration BN model (near-initial running statistics) moves with that stretch while GN
-    # normalises it away, so the encodings' ages compare the decoding alone.
+    # GN, not the demo's BN: a 3-iteration BN model (near-initial running statistics) moves with
+    # any contrast change (a lossy JPEG, a configured percentile stretch) while GN normalises it
+    # away, so the encodings' ages compare the decoding alone.
     "alanet": [
         "BONEAGE.INPUT.LONG_SIDE_TRAIN",
         "128",
@@ -169,8 +169,8 @@ def test_unreadable_and_16bit_rgb_dicom_inputs(phantom, checkpoints, tmp_path):
     assert rows["d_truncated"]["flags"] == "unreadable"
     assert "truncated PNG" in rows["d_truncated"]["error"]
     ages = {k: float(r["boneage_months"]) for k, r in rows.items() if k != "d_truncated"}
-    # The same pixels in every encoding give nearly the same age: 16-bit PNG and DICOM are
-    # percentile-windowed (0.5% tails clipped, the rest stretched), JPEG is lossy.
+    # The same pixels in every encoding give nearly the same age: the 16-bit PNG and the 12-bit
+    # DICOM are scaled over their bit depth back to the 8-bit pixels; JPEG is lossy.
     for k in ("b_16bit", "e"):
         assert ages[k] == pytest.approx(ages["a_8bit"], abs=0.5), k
     assert ages["c_rgb"] == pytest.approx(ages["a_8bit"], abs=3.0)
@@ -192,13 +192,13 @@ def _write_dicom(pydicom, path: Path, gray: np.ndarray, photometric="MONOCHROME2
     ds.save_as(str(path), enforce_file_format=True)
 
 
-def test_16bit_png_and_dicom_decode_to_the_8bit_pixels_windowed(tmp_path):
-    """A 16-bit PNG (x257) and a 12-bit DICOM (x16) of one 8-bit image decode to that image
-    through the same percentile window (affine scalings cancel in it); MONOCHROME1 is inverted
-    back so bone stays bright."""
+def test_16bit_png_and_dicom_decode_to_the_8bit_pixels(tmp_path):
+    """A 16-bit PNG (x257) and a 12-bit DICOM (x16) of one 8-bit image decode to that image, each
+    scaled over its bit depth (the default intensity pipeline); MONOCHROME1 is inverted back so
+    bone stays bright."""
     pydicom = pytest.importorskip("pydicom")
     gray = np.random.default_rng(0).integers(20, 230, (40, 30)).astype(np.uint8)
-    expected = window_to_uint8(gray.astype(np.float32)).astype(int)
+    expected = gray.astype(int)
     cv2.imwrite(str(tmp_path / "a.png"), gray.astype(np.uint16) * 257)
     _write_dicom(pydicom, tmp_path / "b.dcm", gray)
     for name in ("a.png", "b.dcm"):

@@ -144,6 +144,11 @@ def add_data_config(cfg: CN) -> None:
     cfg.BONEAGE.DATA = CN()
     cfg.BONEAGE.DATA.ON_BAD_IMAGE = "skip"
 
+    # Model-independent input flags at prediction (every model; boneage_d2.io.image_checks).
+    cfg.BONEAGE.CHECKS = CN()
+    cfg.BONEAGE.CHECKS.MIN_SIDE_PX = 64  # shorter side below this: "image_too_small" (0 = off)
+    cfg.BONEAGE.CHECKS.MIN_RANGE = 8.0  # p1-p99 grey range below this: "blank_image" (0 = off)
+
 
 def add_solver_config(cfg: CN) -> None:
     """The optimiser choice and the reduce-on-plateau hook."""

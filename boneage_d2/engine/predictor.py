@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..data.mapper import radiograph_to_tensor
 from ..data.transforms import build_boneage_augmentation
+from ..io.image_checks import ImageChecks
 from ..io.intensity import IntensityPipeline
 from ..io.radiograph import ImageReadError, read_radiograph
 
@@ -37,12 +38,14 @@ class RadiographFiles(Dataset):
         males: Sequence[bool],
         augmentations,
         intensity: IntensityPipeline | None = None,
+        checks: ImageChecks | None = None,
     ):
         if len(files) != len(males):
             raise ValueError(f"{len(files)} files but {len(males)} sex values")
         self.files, self.males = list(files), list(males)
         self.augmentations = augmentations
         self.intensity = intensity or IntensityPipeline()
+        self.checks = checks or ImageChecks()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -55,7 +58,15 @@ class RadiographFiles(Dataset):
             return {"file_name": path, "male": male, "error": str(e)}
         image, _ = radiograph_to_tensor(gray, self.augmentations)
         h, w = gray.shape
-        return {"file_name": path, "male": male, "image": image, "height": h, "width": w}
+        flags = self.checks.flags(gray)
+        return {
+            "file_name": path,
+            "male": male,
+            "image": image,
+            "height": h,
+            "width": w,
+            "input_flags": flags,
+        }
 
 
 class BoneAgePredictor(DefaultPredictor):
@@ -77,6 +88,7 @@ class BoneAgePredictor(DefaultPredictor):
         super().__init__(cfg)
         self.aug = T.AugmentationList(build_boneage_augmentation(self.cfg, is_train=False))
         self.intensity = IntensityPipeline.from_config(self.cfg)
+        self.checks = ImageChecks.from_config(self.cfg)
 
     def read(self, path: str | os.PathLike) -> np.ndarray:
         """A radiograph file -> the uint8 [H, W] model input, through the config's pipeline."""
@@ -92,7 +104,8 @@ class BoneAgePredictor(DefaultPredictor):
             )
         tensor, _ = radiograph_to_tensor(image, self.aug)
         h, w = image.shape
-        return {"image": tensor, "male": bool(male), "height": h, "width": w}
+        flags = self.checks.flags(image)
+        return {"image": tensor, "male": bool(male), "height": h, "width": w, "input_flags": flags}
 
     def __call__(self, image: np.ndarray | str | os.PathLike, male: bool) -> dict:
         """Predict one radiograph (uint8 [H, W], or a file read by ``read``); returns the model's
@@ -102,9 +115,13 @@ class BoneAgePredictor(DefaultPredictor):
         return self.predict_batch([self.model_input(image, male)])[0]
 
     def predict_batch(self, inputs: list[dict]) -> list[dict]:
-        """Model outputs for a list of input dicts (``model_input`` or ``RadiographFiles``)."""
+        """Model outputs for a list of input dicts (``model_input`` or ``RadiographFiles``); each
+        output's ``flags`` start with its input's (``BONEAGE.CHECKS``), then the model's."""
         with torch.inference_mode():
-            return self.model(inputs)
+            outputs = self.model(inputs)
+        for x, out in zip(inputs, outputs):
+            out["flags"] = list(x.get("input_flags", [])) + list(out.get("flags", []))
+        return outputs
 
     def predict_files(
         self,
@@ -118,7 +135,7 @@ class BoneAgePredictor(DefaultPredictor):
         """Yield ``(input, output)`` per file, in order; ``output`` is None for an unreadable
         file (its input carries ``"error"``). Images are read by ``num_workers`` processes."""
         loader = DataLoader(
-            RadiographFiles(files, males, self.aug, self.intensity),
+            RadiographFiles(files, males, self.aug, self.intensity, self.checks),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=trivial_batch_collator,

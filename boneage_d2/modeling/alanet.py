@@ -19,6 +19,7 @@ from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import Boxes, Instances
 from torch import Tensor, nn
 
+from ..schema import NO_HAND_FLAG
 from .anatomical_roi_heads import max_pool_per_image
 from .global_regressor import GlobalBoneAgeRegressor
 from .inputs import boneage_targets, check_backbone_feature, male_tensor
@@ -35,7 +36,8 @@ class ALANet(GlobalBoneAgeRegressor):
     ``loss_rpn_loc`` (RPN on). Inference returns per image ``boneage`` (months) and
     ``instances``: the top ``NUM_ROIS`` ROI boxes in original-image pixels with ``scores``
     (objectness probability), ``pred_classes`` (0: one class-agnostic ROI category) and, with a
-    patch head, ``patch_boneage`` (each ROI's own age estimate, months).
+    patch head, ``patch_boneage`` (each ROI's own age estimate, months); and ``flags``:
+    ``["no_hand_found"]`` when the ROIs' mean objectness is below ``NO_HAND_MEAN_SCORE``.
     """
 
     @configurable
@@ -49,9 +51,11 @@ class ALANet(GlobalBoneAgeRegressor):
         num_rois: int = 17,
         use_local_feature: bool = True,
         age_on: bool = True,
+        no_hand_mean_score: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.no_hand_mean_score = no_hand_mean_score
         self.local_in_feature = local_in_feature
         self.local_reducer = local_reducer
         self.proposal_generator = proposal_generator
@@ -104,6 +108,7 @@ class ALANet(GlobalBoneAgeRegressor):
             num_rois=a.NUM_ROIS,
             use_local_feature=a.LOCAL_FEATURE,
             age_on=a.AGE_ON,
+            no_hand_mean_score=a.NO_HAND_MEAN_SCORE,
         )
         return ret
 
@@ -175,8 +180,14 @@ class ALANet(GlobalBoneAgeRegressor):
                     x.get("width", images.image_sizes[i][1]),
                 )
                 r["instances"] = detector_postprocess(inst, h, w)
+                r["flags"] = self._flags(inst.scores)
             results.append(r)
         return results
+
+    def _flags(self, roi_scores: Tensor) -> list[str]:
+        """``["no_hand_found"]`` when the ROIs' mean objectness says there are no joints here."""
+        mean = float(roi_scores.mean()) if len(roi_scores) else 0.0
+        return [NO_HAND_FLAG] if mean < self.no_hand_mean_score else []
 
 
 def with_image_ages(instances: list[Instances], ages: Tensor) -> list[Instances]:

@@ -18,7 +18,7 @@ from .inputs import (
     boneage_targets,
     check_backbone_feature,
     male_tensor,
-    masked_global_avg_pool,
+    masked_global_pool,
     square_pad_size,
 )
 
@@ -45,8 +45,10 @@ class GlobalBoneAgeRegressor(nn.Module):
         pixel_mean: tuple[float, ...],
         pixel_std: tuple[float, ...],
         pad_square_size: int = 0,
+        pool: str = "avg",
     ):
         super().__init__()
+        self.pool = pool
         self.pad_square_size = pad_square_size
         self.backbone = backbone
         check_backbone_feature(backbone, in_feature, "BONEAGE.GLOBAL.IN_FEATURE")
@@ -59,9 +61,9 @@ class GlobalBoneAgeRegressor(nn.Module):
     @classmethod
     def age_head_in_dim(cls, cfg, backbone: Backbone) -> int:
         """Width of the fused vector this class feeds its age head (pooled feature + gender)."""
-        return backbone.output_shape()[cfg.BONEAGE.GLOBAL.IN_FEATURE].channels + max(
-            cfg.BONEAGE.GENDER.EMBED_DIM, 0
-        )
+        channels = backbone.output_shape()[cfg.BONEAGE.GLOBAL.IN_FEATURE].channels
+        width = 2 * channels if cfg.BONEAGE.GLOBAL.POOL == "avgmax" else channels
+        return width + max(cfg.BONEAGE.GENDER.EMBED_DIM, 0)
 
     @classmethod
     def from_config(cls, cfg) -> dict:
@@ -75,6 +77,7 @@ class GlobalBoneAgeRegressor(nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "pad_square_size": square_pad_size(cfg),
+            "pool": cfg.BONEAGE.GLOBAL.POOL,
         }
 
     @property
@@ -90,9 +93,9 @@ class GlobalBoneAgeRegressor(nn.Module):
         return batch_images(images, self.backbone, self.pad_square_size)
 
     def global_feature(self, images: ImageList, features: dict[str, Tensor]) -> Tensor:
-        """Pooled ``in_feature`` over each image's valid region: [N, C]."""
+        """Pooled ``in_feature`` over each image's valid region: [N, C] ([N, 2C] for "avgmax")."""
         stride = self.backbone.output_shape()[self.in_feature].stride
-        return masked_global_avg_pool(features[self.in_feature], images.image_sizes, stride)
+        return masked_global_pool(features[self.in_feature], images.image_sizes, stride, self.pool)
 
     def fused_features(
         self, images: ImageList, features: dict[str, Tensor], batched_inputs: list[dict]

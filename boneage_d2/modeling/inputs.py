@@ -19,6 +19,7 @@ __all__ = [
     "check_backbone_feature",
     "male_tensor",
     "masked_global_avg_pool",
+    "masked_global_pool",
     "square_pad_size",
     "with_empty_instances",
 ]
@@ -49,6 +50,18 @@ def batch_images(images: list[Tensor], backbone: Backbone, pad_square_size: int 
     )
 
 
+GLOBAL_POOLS = ("avg", "max", "avgmax")
+
+
+def _valid_mask(feature: Tensor, image_sizes: list[tuple[int, int]], stride: int) -> Tensor:
+    """[N, 1, H, W] 1.0 over each image's valid (unpadded) cells of a stride-``stride`` map."""
+    n, _, h, w = feature.shape
+    mask = feature.new_zeros((n, 1, h, w))
+    for i, (ih, iw) in enumerate(image_sizes):
+        mask[i, :, : max(1, -(-ih // stride)), : max(1, -(-iw // stride))] = 1.0
+    return mask
+
+
 def masked_global_avg_pool(
     feature: Tensor, image_sizes: list[tuple[int, int]], stride: int
 ) -> Tensor:
@@ -57,11 +70,24 @@ def masked_global_avg_pool(
     Batches of mixed sizes are padded with zeros after normalisation; a plain global average
     would also average that padding, so the prediction would depend on the batch's other images.
     """
-    n, _, h, w = feature.shape
-    mask = feature.new_zeros((n, 1, h, w))
-    for i, (ih, iw) in enumerate(image_sizes):
-        mask[i, :, : max(1, -(-ih // stride)), : max(1, -(-iw // stride))] = 1.0
+    mask = _valid_mask(feature, image_sizes, stride)
     return (feature * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3))
+
+
+def masked_global_pool(
+    feature: Tensor, image_sizes: list[tuple[int, int]], stride: int, pool: str = "avg"
+) -> Tensor:
+    """Pool a [N, C, H, W] feature over each image's valid region: "avg" -> [N, C], "max" ->
+    [N, C] (padding never wins), "avgmax" -> [N, 2C] (average, then max)."""
+    if pool not in GLOBAL_POOLS:
+        raise ValueError(f"BONEAGE.GLOBAL.POOL={pool!r}; expected one of {GLOBAL_POOLS}")
+    parts = []
+    if pool in ("avg", "avgmax"):
+        parts.append(masked_global_avg_pool(feature, image_sizes, stride))
+    if pool in ("max", "avgmax"):
+        mask = _valid_mask(feature, image_sizes, stride)
+        parts.append(feature.masked_fill(mask == 0, float("-inf")).amax(dim=(2, 3)))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 def check_backbone_feature(backbone: Backbone, name: str, key: str) -> None:

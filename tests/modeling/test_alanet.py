@@ -59,6 +59,16 @@ def test_inference_returns_age_and_k_roi_instances_in_original_pixels():
     assert inst.scores.tolist() == sorted(inst.scores.tolist(), reverse=True)
 
 
+def test_low_roi_objectness_flags_no_hand():
+    """The flag follows the ROIs' mean objectness against BONEAGE.ALANET.NO_HAND_MEAN_SCORE."""
+    for threshold, flagged in (("1.01", True), ("0.0", False)):
+        model = _model(DEMO, "BONEAGE.ALANET.NO_HAND_MEAN_SCORE", threshold).eval()
+        with torch.no_grad():
+            out = model([_input()])[0]
+        assert out["flags"] == (["no_hand_found"] if flagged else []), threshold
+        assert torch.isfinite(out["boneage"])  # a flag, not a missing number
+
+
 def test_fewer_proposals_than_k():
     model = _model(DEMO, "MODEL.RPN.PRE_NMS_TOPK_TEST", "5").eval()
     with torch.no_grad():  # 160 px > the fixed square: no padding whose anchors clip to nothing

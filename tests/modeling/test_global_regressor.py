@@ -3,9 +3,10 @@
 import pytest
 import torch
 from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
 
 from boneage_d2.engine import load_config
-from boneage_d2.modeling.inputs import masked_global_avg_pool
+from boneage_d2.modeling.inputs import masked_global_avg_pool, masked_global_pool
 from tests.fixtures import CONFIGS
 
 BASE = str(CONFIGS / "Base-BoneAge.yaml")
@@ -62,6 +63,32 @@ def test_masked_pool_ignores_padding():
     f[0, :, 2:, :] = 100.0  # padding rows of image 0
     pooled = masked_global_avg_pool(f, [(16, 32), (32, 32)], stride=8)
     assert torch.allclose(pooled, torch.ones(2, 3))
+
+
+def test_max_pool_ignores_padding_and_avgmax_doubles_the_width():
+    f = torch.zeros(2, 3, 4, 4)
+    f[0, :, 2:, :] = 100.0  # padding rows of image 0
+    f[0, 1, 0, 0] = 5.0
+    pooled = masked_global_pool(f, [(16, 32), (32, 32)], stride=8, pool="max")
+    assert pooled.tolist() == [[0.0, 5.0, 0.0], [0.0, 0.0, 0.0]]  # the padding's 100 never wins
+    both = masked_global_pool(f, [(16, 32), (32, 32)], stride=8, pool="avgmax")
+    assert both.shape == (2, 6)
+    with pytest.raises(ValueError, match="BONEAGE.GLOBAL.POOL='sum'"):
+        masked_global_pool(f, [(16, 32)] * 2, stride=8, pool="sum")
+
+
+@pytest.mark.parametrize("pool", ["max", "avgmax"])
+def test_pooling_choice_trains_and_predicts(pool):
+    torch.manual_seed(0)
+    model = build_model(load_config(BASE, SMALL + ["BONEAGE.GLOBAL.POOL", pool]))
+    with EventStorage():
+        loss = model(_inputs([(64, 48), (48, 64)]))["loss_age"]
+    loss.backward()
+    model.eval()
+    with torch.no_grad():
+        alone = model(_inputs([(64, 48)]))[0]["boneage"]
+        padded = model(_inputs([(64, 48), (128, 128)]))[0]["boneage"]
+    assert alone.item() == pytest.approx(padded.item(), abs=1e-3)
 
 
 def test_gender_changes_the_prediction_path():

@@ -274,3 +274,31 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys):
 def test_output_names_are_unique():
     names = output_names(["a/1.png", "b/1.png", "c/2.dcm"])
     assert len(set(names)) == 3 and names[2] == "2.png"
+
+
+@pytest.mark.slow
+def test_blank_and_tiny_images_are_flagged_by_every_model(checkpoints, tmp_path):
+    """Model-independent input flags: a blank film and a 32 x 32 image get their flag from every
+    model (with an age: flags tell, ``--reject-flagged``-style policies decide)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / "black.png"), np.zeros((400, 300), np.uint8))
+    cv2.imwrite(str(inputs / "tiny.png"), np.random.default_rng(0).integers(0, 255, (32, 32)))
+    for model in CONFIGS:
+        out = tmp_path / model
+        assert _predict(model, checkpoints, out, [str(inputs), "--sex", "M"]) == 0
+        rows = {Path(r["file"]).stem: r for r in _rows(out)}
+        assert "blank_image" in rows["black"]["flags"].split(";"), model
+        assert "image_too_small" in rows["tiny"]["flags"].split(";"), model
+        assert "blank_image" not in rows["tiny"]["flags"], model
+
+
+@pytest.mark.slow
+def test_no_predictable_input_exits_non_zero(checkpoints, tmp_path, capsys):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    out = tmp_path / "pred"
+    assert _predict("alanet", checkpoints, out, [str(bad), "--sex", "F"]) == 1
+    assert "none of the 1 input image(s) could be predicted" in capsys.readouterr().err
+    assert _rows(out)[0]["flags"] == "unreadable"  # the table is still written

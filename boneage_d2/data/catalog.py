@@ -46,8 +46,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TASK_VIEWS = {"hand": (HAND_CATEGORY_ID, HAND_CATEGORY), "roi": (ROI_CATEGORY_ID, ROI_CATEGORY)}
-# Built-in names: <prefix>_<split> -> <datasets root>/<folder>/coco/<split>.json
-BUILTIN_ROOTS = {"phantom_boneage": "phantom", "rsna_boneage": "rsna"}
+# Built-in names: <prefix>_<split> -> <datasets root>/<folder>/coco/<split>.json. "rsna_real" is a
+# labelled subset of RSNA training films split into train/val (docs/real_films.md).
+BUILTIN_ROOTS = {
+    "phantom_boneage": "phantom",
+    "rsna_boneage": "rsna",
+    "rsna_real_boneage": "rsna_real",
+}
 
 
 def default_datasets_root() -> Path:

@@ -212,6 +212,7 @@ class _Converted:
     num_with_keypoints: int = 0
     num_hands: int = 0
     num_rois: int = 0
+    num_mask_misses: int = 0  # images whose hand mask misses some of their keypoints
 
 
 def _image_record(
@@ -265,6 +266,7 @@ def _collect(
             out.num_with_keypoints += int(res.has_keypoints)
             out.num_hands += len(res.hands)
             out.num_rois += len(res.rois)
+            out.num_mask_misses += int(res.keypoints_off_mask > 0)
     finally:
         results.close()  # in strict mode, stops the worker pool at once
     return out
@@ -341,7 +343,9 @@ def convert_split(
     ``has_keypoints``; an image whose keypoints are missing or bad is kept without them. Every
     bad row is skipped and written to the report CSV (columns file, row, field, action, reason),
     or, with ``strict=True``, the first one raises ``RSNAFormatError`` before anything is
-    written. Output files are written atomically; reruns give byte-identical files.
+    written. An image whose hand mask misses some of its keypoints gets a note on its keypoint
+    row (counted in ``num_mask_misses``). Output files are written atomically; reruns give
+    byte-identical files.
     """
     settings = _ImageSettings.checked(
         image_dir, mask_dir, derive_masks, roi_size_px, roi_reference_long_side
@@ -383,5 +387,6 @@ def convert_split(
         num_with_keypoints=converted.num_with_keypoints,
         num_hands=converted.num_hands,
         num_rois=converted.num_rois,
+        num_mask_misses=converted.num_mask_misses,
         issues=list(issues.items),
     )

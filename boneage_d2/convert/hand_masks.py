@@ -4,28 +4,29 @@ Paper A (the hand segmentation + residual attention method of docs/handseg_ran.m
 "The hand masks in the training set were segmented using the Canny edge detector on histogram
 normalized images." The paper gives no more detail; :func:`derive_hand_mask` fills it in with
 the usual steps and a few guards that the real RSNA images need (checked on 12 real RSNA
-training radiographs, ids 1377-1944):
+training radiographs, ids 1377-1944; steps 8-10 tuned on real training films at 512 px,
+docs/hand_masks.md):
 
-1. work at a fixed size (long side ``work_long_side`` px), so the parameters below are in those
-   pixels whatever the scan resolution;
+1. work at a fixed size (long side ``work_long_side`` px), so sizes below are in those pixels;
 2. histogram normalisation: CLAHE (contrast-limited adaptive histogram equalisation);
-3. Gaussian smoothing and Canny edges, the thresholds taken from the gradient-magnitude
-   distribution (a percentile), so dark, bright and low-contrast scans get comparable edge maps;
+3. Gaussian smoothing and Canny edges, thresholds from a percentile of the gradient magnitude,
+   so dark, bright and low-contrast scans get comparable edge maps;
 4. long straight lines (collimator and cassette borders, ruler edges) found with a Hough
    transform are removed from the edges and used only as barriers;
 5. morphological closing joins the skin outline and the bone edges into closed contours;
-6. the regions enclosed by those contours are filled ("fill the contours"): small enclosed
-   regions always, regions that reach the image border or a removed border line, or large ones,
-   only when they are at least as bright as the hand's edges (a forearm leaving the picture is
-   filled, the collimated background beside the hand is not);
-7. an opening removes thin left-overs, and the largest connected components are kept: every
-   component above ``min_area_fraction`` of the image and ``min_relative_area`` of the largest
-   (so a second hand survives, while X-ray tags and letters, much smaller, mostly do not).
-   The opening (11 px) also cuts most thin strips left along collimator edges.
+6. the enclosed regions are filled: small ones always; those reaching the image border or a
+   border line, or large ones, only when at least as bright as the hand's edges (a forearm
+   leaving the picture is filled, the collimated background beside the hand is not);
+7. an opening removes thin left-overs (and most strips along collimator edges), leaving
+   pieces: one hand, or on dark and low-contrast films fragments (fingers, thumb, forearm);
+8. tiny pieces and markers (L/R tags: small pieces whose bright part is far brighter than their
+   median, or much of which is near the image's maximum) are dropped;
+9. pieces within ``merge_gap_px`` are joined by a line and completed with the tissue-bright
+   pixels of their convex hull (palm, thumb base); two hands within ``join_gap_px`` merge when
+   tissue joins them (a forearm below a missed wrist), apart on a darker field they stay two;
+10. hands above ``min_area_fraction`` of the image and ``min_relative_area`` of the largest stay.
 
-The mask is computed at the working size and resized back to the input size (smoothed,
-linearly interpolated, thresholded). It is a heuristic: ``derive_hand_mask`` says what it gets
-wrong.
+The mask is resized back to the input size (smoothed, linearly interpolated, thresholded).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ MASK_SUFFIX = "_mask.png"
 class HandMaskParams:
     """Parameters of :func:`derive_hand_mask`; sizes are in pixels of the working image.
 
-    Defaults were tuned on 12 real RSNA training radiographs (ids 1377-1944).
+    Tuned on 12 real RSNA training radiographs (ids 1377-1944); the piece, marker, merge and
+    tissue ones on 334 more real training films (docs/hand_masks.md).
     """
 
     work_long_side: int = 512  # the image is resized so that its long side has this length
@@ -80,8 +82,17 @@ class HandMaskParams:
     small_hole_fraction: float = 0.08  # enclosed regions up to this image fraction are filled
     large_hole_fraction: float = 0.4  # bright regions (>= hand edge brightness) up to this ...
     min_edge_share: float = 0.6  # ... whose outline is at least this share of hand edges
-    min_area_fraction: float = 0.01  # keep components of at least this image fraction ...
-    min_relative_area: float = 0.2  # ... and this fraction of the largest component
+    min_area_fraction: float = 0.01  # keep hands of at least this image fraction ...
+    min_relative_area: float = 0.2  # ... and this fraction of the largest hand
+    min_piece_fraction: float = 0.001  # smaller pieces (components after the opening): dropped
+    marker_max_fraction: float = 0.08  # a piece under this image fraction is a marker when ...
+    marker_contrast: float = 0.55  # ... its p99 - p50 is this share of the image maximum ...
+    marker_bright_share: float = 0.15  # ... or this share of it is >= 0.9 x the image maximum
+    merge_gap_px: float = 20.0  # pieces at most this far apart are fragments of one hand
+    bridge_px: int = 7  # width of the line drawn between two such pieces
+    tissue_level: float = 0.5  # hull pixels above background + this x (tissue - background) ...
+    tissue_ring_px: int = 21  # ... (background: a ring this wide around the hull) join a hand
+    join_gap_px: float = 100.0  # hands at most this far apart merge when tissue joins them
 
 
 def _ellipse(diameter: int) -> np.ndarray:
@@ -150,15 +161,127 @@ def _fill_enclosed(
     return filled
 
 
-def _keep_large_components(mask: np.ndarray, p: HandMaskParams) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 1:
-        return np.zeros_like(mask)
-    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
-    area[0] = 0
-    keep = (area >= p.min_area_fraction * mask.size) & (area >= p.min_relative_area * area.max())
-    keep[0] = False
-    return np.where(keep[labels], np.uint8(255), np.uint8(0))
+def _is_marker(values: np.ndarray, top: float, p: HandMaskParams) -> bool:
+    """A marker (lead letters on a tag): part of it far brighter than its median, or much of it
+    near the image's maximum; a hand piece's bone is neither (measured on real films)."""
+    if top <= 0:
+        return False
+    p50, p99 = np.percentile(values, [50, 99])
+    bright = float((values >= 0.9 * top).mean())
+    return p99 - p50 >= p.marker_contrast * top or bright >= p.marker_bright_share
+
+
+def _pieces(
+    opened: np.ndarray, raw: np.ndarray, p: HandMaskParams
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The opened mask's pieces that may be hand (large enough, not markers), as (N, 2) arrays
+    of their pixels' (y, x), and a uint8 mask (255) of the markers."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    top = float(raw.max())
+    pieces, markers = [], np.zeros_like(opened)
+    for i in range(1, n):
+        share = stats[i, cv2.CC_STAT_AREA] / opened.size
+        if share < p.min_piece_fraction:
+            continue
+        yx = np.argwhere(labels == i)
+        if share < p.marker_max_fraction and _is_marker(raw[yx[:, 0], yx[:, 1]], top, p):
+            markers[yx[:, 0], yx[:, 1]] = 255
+        else:
+            pieces.append(yx)
+    return pieces, markers
+
+
+def _bridges(pieces: list[np.ndarray], shape: tuple[int, int], p: HandMaskParams) -> np.ndarray:
+    """uint8 mask (255) of the pieces, those within ``merge_gap_px`` joined by a line between
+    their nearest points (single linkage, shortest links first): one component per group."""
+    canvas = np.zeros(shape, np.uint8)
+    links = []
+    for a, yx in enumerate(pieces):
+        canvas[yx[:, 0], yx[:, 1]] = 255
+        alone = np.full(shape, 255, np.uint8)
+        alone[yx[:, 0], yx[:, 1]] = 0
+        dist = cv2.distanceTransform(alone, cv2.DIST_L2, 5)
+        for b in range(a + 1, len(pieces)):
+            d = dist[pieces[b][:, 0], pieces[b][:, 1]]
+            k = int(np.argmin(d))
+            if d[k] <= p.merge_gap_px:
+                links.append((float(d[k]), a, b, pieces[b][k]))
+    group = list(range(len(pieces)))  # group id of each piece
+    for _, a, b, end in sorted(links, key=lambda t: t[:3]):
+        if group[a] == group[b]:
+            continue
+        old = group[b]
+        group = [group[a] if g == old else g for g in group]
+        start = pieces[a][int(np.argmin(((pieces[a] - end) ** 2).sum(axis=1)))]
+        xy0, xy1 = (int(start[1]), int(start[0])), (int(end[1]), int(end[0]))
+        cv2.line(canvas, xy0, xy1, 255, p.bridge_px)
+    return canvas
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (uint8, 255) with every region it encloses filled."""
+    outside = np.pad(mask, 1)
+    cv2.floodFill(outside, None, (0, 0), 255)
+    return mask | np.where(outside[1:-1, 1:-1] == 0, np.uint8(255), np.uint8(0))
+
+
+def _tissue(group: np.ndarray, soft: np.ndarray, p: HandMaskParams) -> np.ndarray:
+    """``group`` plus the pixels of its convex hull as bright as tissue in ``soft`` (smoothed
+    image, markers 0): above the background (a ring around the hull) by ``tissue_level`` of the
+    way to the group's own level."""
+    hull = np.zeros_like(group)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(group)), 255)
+    ring = (cv2.dilate(hull, _ellipse(p.tissue_ring_px)) > 0) & (hull == 0)
+    background = float(np.median(soft[ring])) if ring.any() else 0.0
+    tissue = float(np.percentile(soft[group > 0], 30))
+    if tissue <= background:
+        return group.copy()
+    level = background + p.tissue_level * (tissue - background)
+    grown = np.where((soft > level) & (hull > 0), np.uint8(255), np.uint8(0))
+    return cv2.morphologyEx(grown, cv2.MORPH_OPEN, _ellipse(5)) | group
+
+
+def _complete(group: np.ndarray, soft: np.ndarray, p: HandMaskParams) -> np.ndarray:
+    """A connected group of fragments with the tissue joined to it, holes filled."""
+    _, labels = cv2.connectedComponents(_tissue(group, soft, p), connectivity=8)
+    seed = labels[group > 0][0]
+    return _fill_holes(np.where(labels == seed, np.uint8(255), np.uint8(0)))
+
+
+def _join_by_tissue(hands: list[np.ndarray], soft: np.ndarray, p: HandMaskParams) -> None:
+    """Merge (in place) two hands within ``join_gap_px`` that tissue joins inside the hull of
+    both (a forearm below a missed wrist); hands apart on a darker field stay apart."""
+    a = 0
+    while a < len(hands):
+        dist = cv2.distanceTransform(255 - hands[a], cv2.DIST_L2, 5)
+        for b in range(a + 1, len(hands)):
+            if dist[hands[b] > 0].min() > p.join_gap_px:
+                continue
+            _, labels = cv2.connectedComponents(_tissue(hands[a] | hands[b], soft, p))
+            if labels[hands[a] > 0][0] == labels[hands[b] > 0][0]:
+                hands[a] = _complete(hands[a] | hands[b], soft, p)
+                del hands[b]
+                break
+        else:
+            a += 1
+
+
+def _hands_from_pieces(opened: np.ndarray, raw: np.ndarray, p: HandMaskParams) -> np.ndarray:
+    """Steps 8-10 of the module docstring: markers dropped, fragments merged and completed,
+    the large hands kept."""
+    pieces, markers = _pieces(opened, raw, p)
+    n, labels = cv2.connectedComponents(_bridges(pieces, opened.shape, p), connectivity=8)
+    soft = cv2.GaussianBlur(raw, (0, 0), 2.0)
+    soft[cv2.dilate(markers, _ellipse(9)) > 0] = 0  # a marker never counts as tissue
+    groups = [np.where(labels == i, np.uint8(255), np.uint8(0)) for i in range(1, n)]
+    hands = [_complete(group, soft, p) for group in groups]
+    _join_by_tissue(hands, soft, p)
+    areas = [int(np.count_nonzero(h)) for h in hands]
+    out = np.zeros_like(opened)
+    for hand, area in zip(hands, areas):
+        if area >= p.min_area_fraction * opened.size and area >= p.min_relative_area * max(areas):
+            out |= hand
+    return out
 
 
 def derive_hand_mask(gray: np.ndarray, params: HandMaskParams | None = None) -> np.ndarray:
@@ -168,12 +291,8 @@ def derive_hand_mask(gray: np.ndarray, params: HandMaskParams | None = None) -> 
     Returns ``np.ndarray[bool]``, True on the hand(s). Implements paper A's "Canny edge detector
     on histogram normalized images" with closing and filled largest contours (module docstring).
 
-    Known weaknesses, seen on 12 real RSNA training radiographs (all 12 hands found, tags and
-    borders excluded in 11): a strip along a collimator edge that the forearm touches can stay
-    attached to the hand (1761); a thumb crossing the collimator edge can lose its tip (1671);
-    the forearm far from the wrist is sometimes covered only in part (1377, 1829). A tag lying
-    against the hand would merge with it. Good enough to mask tags and borders away from the
-    hand and to give a hand box; not a substitute for a trained segmentation.
+    Good enough to mask tags and borders away from the hand and to give one box per hand; not
+    a substitute for a trained segmentation (what still fails: docs/hand_masks.md).
     """
     p = params or HandMaskParams()
     img = np.asarray(gray)
@@ -201,7 +320,7 @@ def derive_hand_mask(gray: np.ndarray, params: HandMaskParams | None = None) -> 
     closed = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, _ellipse(p.close_px))
     filled = _fill_enclosed(closed, lines, smooth.astype(np.float64), p)
     opened = cv2.morphologyEx(filled, cv2.MORPH_OPEN, _ellipse(p.open_px))
-    kept = _keep_large_components(opened, p)
+    kept = _hands_from_pieces(opened, small, p)
 
     if kept.shape != (height, width):
         soft = cv2.GaussianBlur(kept, (0, 0), 1.0)

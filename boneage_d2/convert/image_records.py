@@ -68,7 +68,8 @@ class ImageJob:
 @dataclass
 class ImageResult:
     """The outcome for one image: ``ok`` False when it is skipped; its size, whether its
-    keypoints were kept, its hand and ROI annotations (without ids) and its problems."""
+    keypoints were kept, its hand and ROI annotations (without ids), its problems and how many
+    keypoints lie off its hand mask."""
 
     rsna_id: str
     ok: bool
@@ -78,6 +79,7 @@ class ImageResult:
     hands: list[dict[str, Any]] = field(default_factory=list)
     rois: list[dict[str, Any]] = field(default_factory=list)
     issues: list[BadRow] = field(default_factory=list)
+    keypoints_off_mask: int = 0  # visible keypoints outside the annotated hand's mask
 
 
 def _reason(err: Exception, path: str) -> str:
@@ -107,12 +109,29 @@ def convert_image(job: ImageJob) -> ImageResult:
         res.issues.append(job.label_problem(reason, ACTION_NOTE, "mask"))
 
     if mask is not None:
-        res.hands = hands_from_mask(mask, hand, job.num_keypoints, note)
+        res.hands, outside = hands_from_mask(mask, hand, job.num_keypoints, note, job.derive_mask)
+        if outside and hand is not None:
+            res.issues.append(_mask_miss(job, hand, outside, job.derive_mask))
+            res.keypoints_off_mask = outside
     if not res.hands and hand is not None:
         res.hands = _hand_from_keypoint_file(hand, job.num_keypoints, width, height)
     if hand is not None:
         res.rois = _roi_annotations(hand, job, width, height)
     return res
+
+
+def _mask_miss(job: ImageJob, hand: HandKeypoints, outside: int, derived: bool) -> BadRow:
+    """The note (on the keypoint file's row) that ``outside`` keypoints lie off the hand mask."""
+    assert job.keypoints_name is not None
+    source = "derived hand mask" if derived else f"hand mask '{job.mask_ref}'"
+    reason = (
+        f"{outside} of {hand.num_visible} visible keypoints lie outside the {source} of "
+        f"'{job.image_ref}'"
+    )
+    if derived:
+        reason += "; the hand box is widened to hold them"
+    kp_field = f"{hand.hand}hand_kpts" if hand.hand else "keypoints"
+    return BadRow(job.keypoints_name, hand.row, kp_field, reason, ACTION_NOTE)
 
 
 def _read_image(job: ImageJob, issues: list[BadRow]) -> tuple[int, int, np.ndarray | None] | None:
@@ -223,11 +242,37 @@ def _hand_from_keypoint_file(
     return [_hand_annotation(box, rounded(box[2] * box[3]), hand.keypoints, k)]
 
 
+def _keypoint_pixels(hand: HandKeypoints, width: int, height: int) -> tuple[np.ndarray, ...]:
+    """Pixel (row, column) of each visible keypoint, clipped to the image."""
+    vis = hand.keypoints[hand.keypoints[:, 2] > 0]
+    xi = np.clip(np.floor(vis[:, 0] + 0.5).astype(np.int64), 0, width - 1)
+    yi = np.clip(np.floor(vis[:, 1] + 0.5).astype(np.int64), 0, height - 1)
+    return yi, xi
+
+
+def _union_box(boxes: list[list[float]]) -> list[float]:
+    """The smallest ``[x, y, w, h]`` holding every box."""
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return [rounded(x0), rounded(y0), rounded(x1 - x0), rounded(y1 - y0)]
+
+
 def hands_from_mask(
-    mask: np.ndarray, hand: HandKeypoints | None, k: int, note: Callable[[str], None]
-) -> list[dict[str, Any]]:
-    """One hand per large connected component of ``mask``; the keypoints go to the component
-    holding most of them, which comes first. ``note`` receives the informational messages."""
+    mask: np.ndarray,
+    hand: HandKeypoints | None,
+    k: int,
+    note: Callable[[str], None],
+    derived: bool = False,
+) -> tuple[list[dict[str, Any]], int]:
+    """Hand annotations from the large connected components of ``mask``, and how many visible
+    keypoints lie off the annotated hand's mask.
+
+    The keypoints go to the component holding most of them, which comes first; with a
+    ``derived`` mask, every component holding one of them is a fragment of that hand: they
+    make one instance, whose box also holds the keypoints. Other components are hands without
+    keypoints. ``note`` receives the informational messages."""
     height, width = mask.shape
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     min_area = MIN_HAND_AREA_FRACTION * height * width
@@ -237,25 +282,29 @@ def hands_from_mask(
             "the hand mask has no component of at least "
             f"{MIN_HAND_AREA_FRACTION:.0%} of the image; no hand instance from the mask"
         )
-        return []
+        return [], 0
     area = {i: int(stats[i, cv2.CC_STAT_AREA]) for i in comps}
-    primary = None
+    groups = [[i] for i in sorted(comps, key=lambda i: (-area[i], i))]
+    outside = 0
     if hand is not None:
-        vis = hand.keypoints[hand.keypoints[:, 2] > 0]
-        xi = np.clip(np.floor(vis[:, 0] + 0.5).astype(np.int64), 0, width - 1)
-        yi = np.clip(np.floor(vis[:, 1] + 0.5).astype(np.int64), 0, height - 1)
-        counts = np.bincount(labels[yi, xi], minlength=n)
+        yx = _keypoint_pixels(hand, width, height)
+        counts = np.bincount(labels[yx], minlength=n)
         primary = max(comps, key=lambda i: (int(counts[i]), area[i], -i))
         if counts[primary] == 0:
             note("no keypoint lies on the hand mask; keypoints attached to the largest component")
+        members = [i for i in comps if counts[i] > 0 and derived] or [primary]
+        groups = [members] + [g for g in groups if g[0] not in members]
+        outside = len(yx[0]) - int(counts[members].sum())
     hands = []
-    for i in sorted(comps, key=lambda i: (i != primary, -area[i], i)):
-        x, y, w, h = (float(int(v)) for v in stats[i, :4])
-        kps = hand.keypoints if i == primary and hand is not None else None
-        hands.append(
-            _hand_annotation([x, y, w, h], float(area[i]), kps, k, encode_rle(labels == i))
-        )
-    return hands
+    for n_group, group in enumerate(groups):
+        kps = hand.keypoints if n_group == 0 and hand is not None else None
+        boxes = [[float(int(v)) for v in stats[i, :4]] for i in group]
+        if kps is not None and derived:
+            boxes += [b for b in [keypoint_extent(kps, width, height)] if b is not None]
+        box = boxes[0] if len(boxes) == 1 else _union_box(boxes)
+        seg = encode_rle(np.isin(labels, group))
+        hands.append(_hand_annotation(box, float(sum(area[i] for i in group)), kps, k, seg))
+    return hands, outside
 
 
 def _roi_annotations(

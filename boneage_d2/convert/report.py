@@ -27,6 +27,7 @@ class ConversionReport:
     num_with_keypoints: int
     num_hands: int
     num_rois: int
+    num_mask_misses: int = 0  # images whose hand mask misses keypoints (a note each)
     issues: list[BadRow] = field(default_factory=list)
 
     @property
@@ -45,7 +46,8 @@ class ConversionReport:
             f"{self.split}: {self.num_images} images ({self.num_with_keypoints} with keypoints, "
             f"format {self.keypoint_format or 'none'}, K={self.num_keypoints}), "
             f"{self.num_hands} hands, {self.num_rois} ROI boxes, "
-            f"{self.skipped_images} label rows skipped, {len(self.bad_rows)} problems reported"
+            f"{self.skipped_images} label rows skipped, {len(self.bad_rows)} problems reported, "
+            f"{self.num_mask_misses} hand masks missing keypoints"
         )
 
 

@@ -1,4 +1,5 @@
-"""Hand-mask derivation (paper A style), mask files, and a check on the real RSNA sample."""
+"""Hand-mask derivation (paper A style), fragments, markers and second hands, mask files, and
+checks on the real RSNA sample."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from boneage_d2.convert.converter import convert_split
 from boneage_d2.convert.hand_masks import (
     derive_hand_mask,
     derive_masks,
@@ -15,6 +17,8 @@ from boneage_d2.convert.hand_masks import (
     read_mask,
     write_mask,
 )
+from boneage_d2.convert.image_records import hands_from_mask
+from boneage_d2.convert.keypoint_files import HandKeypoints
 from boneage_d2.io.radiograph import ImageReadError
 from tests.fixtures import RSNA_SAMPLE
 
@@ -148,3 +152,94 @@ def test_derived_masks_on_real_rsna_sample_contain_the_keypoints():
         inside += hits
         total += len(kps)
     assert inside / total > 0.97
+
+
+# --- fragments, markers and second hands ---------------------------------------------------------
+
+
+def hands_of(mask: np.ndarray, hand=None, k: int = 17) -> tuple[list[dict], int, list[str]]:
+    """The converter's hand instances of a derived mask, the keypoints off it, and its notes."""
+    notes: list[str] = []
+    hands, outside = hands_from_mask(mask, hand, k, notes.append, derived=True)
+    return hands, outside, notes
+
+
+def test_fingers_cut_from_the_palm_by_a_thin_dark_gap_stay_one_hand():
+    img, truth = synthetic_radiograph()
+    img[310:322, 140:345] = 45  # a 12-px dark gap across every finger's base
+    mask = derive_hand_mask(img)
+    hands, _, _ = hands_of(mask)
+    assert len(hands) == 1
+    x, y, w, h = hands[0]["bbox"]
+    ys, xs = np.nonzero(truth)
+    assert y <= ys.min() + 8 and y + h >= ys.max() - 8  # fingertips to forearm
+    assert x <= xs.min() + 8 and x + w >= xs.max() - 8
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.85
+
+
+def test_two_separate_hands_stay_two_hands():
+    left, left_truth = synthetic_radiograph(seed=0)
+    right, right_truth = synthetic_radiograph(seed=1)
+    img = np.concatenate([left, right[:, ::-1]], axis=1)
+    truth = np.concatenate([left_truth, right_truth[:, ::-1]], axis=1)
+    mask = derive_hand_mask(img)
+    hands, _, _ = hands_of(mask)
+    assert len(hands) == 2
+    boxes = sorted(a["bbox"] for a in hands)
+    assert boxes[0][0] + boxes[0][2] < 480 <= boxes[1][0]  # one hand per half
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.85
+
+
+def test_a_tag_beside_the_wrist_stays_out_of_the_hand():
+    img, truth = synthetic_radiograph()
+    img[480:545, 318:378] = 215  # tag plate 18 px right of the forearm ...
+    img[495:530, 338:346] = 60  # ... with a dark "L"
+    img[522:530, 338:366] = 60
+    mask = derive_hand_mask(img)
+    assert mask[480:545, 318:378].mean() < 0.05
+    assert len(hands_of(mask)[0]) == 1
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.85
+
+
+def test_fragments_holding_keypoints_are_one_hand_whose_box_holds_them():
+    mask = np.zeros((200, 100), bool)
+    mask[10:60, 20:80] = True  # fingers
+    mask[80:150, 15:85] = True  # palm, 20 px below
+    mask[170:198, 2:30] = True  # no keypoint on it: another hand
+    xy = [(50, 30), (30, 40), (50, 100), (70, 120), (50, 5)]  # the last one above the fingers
+    kps = np.array([[x, y, 2.0] for x, y in xy])
+    hand = HandKeypoints("1", 1, kps)
+    hands, outside, _ = hands_of(mask, hand, k=5)
+    assert len(hands) == 2 and outside == 1
+    first = hands[0]
+    assert first["num_keypoints"] == 5 and hands[1]["num_keypoints"] == 0
+    assert first["bbox"] == [15.0, 5.5, 70.0, 144.5]  # both fragments and the keypoint at y=5
+    assert first["area"] == 50 * 60 + 70 * 70
+    notes: list[str] = []
+    given, outside_given = hands_from_mask(mask, hand, 5, notes.append)  # a stored mask
+    assert len(given) == 3 and outside_given == 3  # taken as it is: 2 keypoints on the fingers
+    assert given[0]["bbox"] == [15.0, 80.0, 70.0, 70.0]
+
+
+@pytest.mark.rsna_sample
+def test_converted_real_sample_has_one_hand_box_holding_its_keypoints(tmp_path):
+    """On the 12 real radiographs, --derive-masks gives one hand per film whose box holds every
+    annotated keypoint and whose mask holds every keypoint (no mask-miss note)."""
+    if not RSNA_SAMPLE.is_dir():
+        pytest.skip("../shared/rsna_sample not available")
+    rep = convert_split(
+        RSNA_SAMPLE / "boneage-training-dataset_rows.csv",
+        RSNA_SAMPLE,
+        tmp_path / "train.json",
+        keypoints=RSNA_SAMPLE / "hand21_keypoints_halfscale.json",
+        derive_masks=True,
+        progress=False,
+    )
+    assert rep.num_images == 12 and rep.num_hands == 12 and rep.num_mask_misses == 0
+    data = json.loads((tmp_path / "train.json").read_text())
+    for ann in (a for a in data["annotations"] if a["category_id"] == 1):
+        x, y, w, h = ann["bbox"]
+        kps = np.asarray(ann["keypoints"], float).reshape(-1, 3)
+        assert ann["num_keypoints"] == 21
+        cx, cy = kps[:, 0] + 0.5, kps[:, 1] + 0.5  # pixel centres, continuous coordinates
+        assert ((cx >= x) & (cx <= x + w) & (cy >= y) & (cy <= y + h)).all(), ann["image_id"]

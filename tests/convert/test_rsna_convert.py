@@ -32,6 +32,7 @@ from boneage_d2.io.radiograph import (
     read_radiograph,
 )
 from tests.cli import load_tool
+from tests.convert.test_hand_masks import synthetic_radiograph
 from tests.fixtures import RSNA_SAMPLE
 
 cli_main = load_tool("convert_rsna").main
@@ -707,6 +708,77 @@ def test_empty_mask_falls_back_to_the_keypoint_box_with_a_note(split):
     assert [b.action for b in rep.issues] == [ACTION_NOTE] * 3
     hands = [a for a in load(split["out"])["annotations"] if a["category_id"] == 1]
     assert len(hands) == 3 and "segmentation" not in hands[0]
+
+
+def test_a_mask_missing_keypoints_is_reported_and_nothing_else_changes(split):
+    mask_dir = split["root"] / "masks"
+    mask_dir.mkdir()
+    for rid, (w, h) in SIZES.items():  # full masks: every keypoint on its hand
+        cv2.imwrite(str(mask_dir / f"{rid}_mask.png"), np.full((h, w), 255, np.uint8))
+    convert(split, mask_dir=mask_dir)
+    full = load(split["out"])
+    assert report_rows(split["out"].with_name("train.skipped.csv")) == []
+    half = np.zeros((100, 100), np.uint8)
+    half[:, :50] = 255  # image 103: the mask holds only the keypoints with x < 50
+    cv2.imwrite(str(mask_dir / "103_mask.png"), half)
+    rep = convert(split, mask_dir=mask_dir, strict=True)  # a note never raises
+    kps = np.asarray(keypoints_for(100, 100), float).reshape(-1, 3)
+    outside = int((np.floor(kps[:, 0] + 0.5) >= 50).sum())
+    assert 0 < outside < K and rep.num_mask_misses == 1 and not rep.bad_rows
+    assert rep.summary().endswith(", 0 problems reported, 1 hand masks missing keypoints")
+    rows = report_rows(split["out"].with_name("train.skipped.csv"))
+    assert rows == [
+        {
+            "file": "kp.json",
+            "row": "3",
+            "field": "keypoints",
+            "action": ACTION_NOTE,
+            "reason": f"{outside} of {K} visible keypoints lie outside the hand mask "
+            "'masks/103_mask.png' of 'imgs/103.png'",
+        }
+    ]
+    data = load(split["out"])
+    fine = [a for a in full["annotations"] if a["image_id"] != 103]
+    assert [a for a in data["annotations"] if a["image_id"] != 103] == fine
+    hand103 = next(a for a in data["annotations"] if a["image_id"] == 103 and a["category_id"] == 1)
+    assert hand103["bbox"] == [0.0, 0.0, 50.0, 100.0]  # a stored mask's box is kept as it is
+
+
+def test_a_derived_mask_missing_keypoints_widens_the_box_and_is_reported(tmp_path):
+    img, truth = synthetic_radiograph()
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(str(tmp_path / "imgs" / "7.png"), img)
+    ys, xs = np.nonzero(cv2.erode(truth.astype(np.uint8), np.ones((17, 17), np.uint8)))
+    kps = []
+    for j in range(K - 1):  # well inside the hand ...
+        kps += [float(xs[j * 997 % len(xs)]), float(ys[j * 997 % len(ys)]), 2]
+    kps += [440.0, 600.0, 2]  # ... and one in the background, below-right of the forearm
+    entries = {"7": {"width": 480, "height": 640, "keypoints": kps, "bbox": None}}
+    env = {
+        "labels": write_labels(
+            tmp_path / "labels.csv", ["id", "boneage", "male"], [["7", "90", "True"]]
+        ),
+        "images": tmp_path / "imgs",
+        "keypoints": bonet_json(tmp_path / "kp.json", entries),
+        "out": tmp_path / "out" / "train.json",
+    }
+    rep = convert(env, derive_masks=True)
+    assert rep.num_hands == 1 and rep.num_mask_misses == 1
+    [row] = report_rows(tmp_path / "out" / "train.skipped.csv")
+    assert (row["file"], row["row"], row["field"], row["action"]) == (
+        "kp.json",
+        "1",
+        "keypoints",
+        ACTION_NOTE,
+    )
+    assert row["reason"] == (
+        f"1 of {K} visible keypoints lie outside the derived hand mask of 'imgs/7.png'; "
+        "the hand box is widened to hold them"
+    )
+    [hand] = [a for a in load(env["out"])["annotations"] if a["category_id"] == 1]
+    x, y, w, h = hand["bbox"]
+    assert x + w == pytest.approx(440.5) and y + h >= 600.5  # widened to the keypoint's centre
+    assert hand["num_keypoints"] == K
 
 
 def test_derived_masks_give_segmentations(split):

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from boneage_d2.evaluation.metrics import beats_mean_predictor
 from boneage_d2.utils.run_logs import final_iters, final_metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,6 +176,16 @@ def sample_files(data_root: Path, out: Path) -> list[Path]:
     return [Path(r["file_name"]) for r in records]
 
 
+def _verdict_line(metrics: dict[str, dict[str, float]]) -> str:
+    """One sentence: which models clearly beat the mean predictor."""
+    verdicts = {name: beats_mean_predictor(m) for name, m in metrics.items()}
+    winners = [n for n, v in verdicts.items() if v]
+    if len(winners) == len(verdicts):
+        return f"All {len(verdicts)} models beat the mean predictor."
+    losers = ", ".join(n for n, v in verdicts.items() if not v)
+    return f"{len(winners)} of {len(verdicts)} models beat the mean predictor; not: {losers}."
+
+
 def write_report(
     out: Path, runs: dict[str, Path], val_name: str, samples: dict[str, list[Path]], minutes: float
 ) -> Path:
@@ -192,23 +203,27 @@ def write_report(
     }
     plot_pred_vs_true(preds, out / "pred_vs_true.png")
     plot_mae_by_band_and_sex(preds, out / "mae_by_band_sex.png")
-    mean_mae = next(
-        (
-            m["boneage/mean_predictor_MAE"]
-            for m in metrics.values()
-            if "boneage/mean_predictor_MAE" in m
-        ),
-        None,
-    )
-    rows = {"Mean predictor (training-set mean)": {"boneage/MAE": mean_mae}, **metrics}
+    mean_row = next((m for m in metrics.values() if "boneage/mean_predictor_MAE" in m), {})
+    rows = {
+        "Mean predictor (training-set mean)": {
+            k.replace("mean_predictor_", ""): v
+            for k, v in mean_row.items()
+            if k.startswith("boneage/mean_predictor_MAE")
+        },
+        **metrics,
+    }
     text = [
         "# boneage-d2 demo report",
         "",
         f"Phantom validation split `{val_name}`; every model trained from random initialisation "
-        "on CPU with its demo config (see each config's header for what it changes from the "
-        "paper). MAE 95% CI: bootstrap over images.",
+        "on CPU with its demo config (see each config's header for how it differs from the "
+        "paper). MAE 95% CI: bootstrap over images (the same resamples for the mean predictor). "
+        "A model beats the mean when its MAE is at most 0.75x the mean predictor's and the two "
+        "intervals do not overlap.",
         "",
         results_table(rows),
+        _verdict_line(metrics),
+        "",
         "![predicted vs true](pred_vs_true.png)",
         "",
         "![MAE by age band and sex](mae_by_band_sex.png)",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["boneage_metrics", "band_name"]
+__all__ = ["beats_mean_predictor", "boneage_metrics", "band_name"]
 
 
 def band_name(lo: float, hi: float) -> str:
@@ -31,7 +31,8 @@ def boneage_metrics(
     ``bootstrap_samples`` is 0), ``RMSE``, ``MAE_male``/``MAE_female``, one ``MAE_<lo>to<hi>mo`` per
     non-empty band (``lo <= age < hi``, true age), ``within_6mo``/``within_12mo`` (percent of images
     with absolute error <= 6 / 12 months), ``mean_predictor_MAE`` (the MAE of always predicting
-    the training-set mean, when given) and ``num_images``.
+    the training-set mean, when given; with the bootstrap also its ``_CI95_lo``/``_CI95_hi`` over
+    the same resamples) and ``num_images``.
     """
     t = np.asarray(true_months, dtype=np.float64)
     p = np.asarray(pred_months, dtype=np.float64)
@@ -42,11 +43,11 @@ def boneage_metrics(
         return {"num_images": 0.0}
     err = np.abs(p - t)
     out: dict[str, float] = {"MAE": float(err.mean())}
+    idx = None
     if bootstrap_samples > 0:
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, len(err), size=(bootstrap_samples, len(err)))
-        lo, hi = np.percentile(err[idx].mean(axis=1), [2.5, 97.5])
-        out["MAE_CI95_lo"], out["MAE_CI95_hi"] = float(lo), float(hi)
+        out["MAE_CI95_lo"], out["MAE_CI95_hi"] = _ci95(err, idx)
     out["RMSE"] = float(np.sqrt(((p - t) ** 2).mean()))
     for key, sel in (("MAE_male", m), ("MAE_female", ~m)):
         if sel.any():
@@ -58,6 +59,29 @@ def boneage_metrics(
     out["within_6mo"] = float(100.0 * (err <= 6).mean())
     out["within_12mo"] = float(100.0 * (err <= 12).mean())
     if train_mean_months is not None:
-        out["mean_predictor_MAE"] = float(np.abs(t - train_mean_months).mean())
+        mean_err = np.abs(t - train_mean_months)
+        out["mean_predictor_MAE"] = float(mean_err.mean())
+        if idx is not None:
+            lo, hi = _ci95(mean_err, idx)
+            out["mean_predictor_MAE_CI95_lo"], out["mean_predictor_MAE_CI95_hi"] = lo, hi
     out["num_images"] = float(len(t))
     return out
+
+
+def _ci95(err: np.ndarray, idx: np.ndarray) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of ``err.mean()`` over the resamples ``idx``."""
+    lo, hi = np.percentile(err[idx].mean(axis=1), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def beats_mean_predictor(
+    metrics: Mapping[str, float], max_ratio: float = 0.75, prefix: str = "boneage/"
+) -> bool | None:
+    """Whether a model clearly beats the mean predictor: MAE at most ``max_ratio`` times the mean
+    predictor's and the two 95% bootstrap intervals apart (model's upper end below the mean
+    predictor's lower end). None when the metrics lack the MAEs or their intervals."""
+    keys = ("MAE", "MAE_CI95_hi", "mean_predictor_MAE", "mean_predictor_MAE_CI95_lo")
+    if any(prefix + k not in metrics for k in keys):
+        return None
+    mae, hi, mean, mean_lo = (float(metrics[prefix + k]) for k in keys)
+    return mae <= max_ratio * mean and hi < mean_lo

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..evaluation.metrics import band_name  # noqa: E402
+from ..evaluation.metrics import band_name, beats_mean_predictor  # noqa: E402
 
 __all__ = ["read_predictions", "plot_pred_vs_true", "plot_mae_by_band_and_sex", "results_table"]
 
@@ -90,17 +90,23 @@ def _fmt(v, digits: int = 2) -> str:
 
 
 def results_table(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """Markdown table from flattened evaluation results (``boneage/MAE``, ``bbox/AP``, ...)."""
-    head = "| model | MAE (months) | 95% CI | RMSE | within 12 mo (%) | ROI AP | hand AP (segm) |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    """Markdown table from flattened evaluation results (``boneage/MAE``, ``bbox/AP``, ...); the
+    last column says whether a model clearly beats the mean predictor (``beats_mean_predictor``:
+    MAE <= 0.75x and the 95% intervals apart)."""
+    head = (
+        "| model | MAE (months) | 95% CI | RMSE | within 12 mo (%) | ROI AP | hand AP (segm) "
+        "| beats the mean |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for name, m in rows.items():
         ci = ""
         if "boneage/MAE_CI95_lo" in m:
             ci = f"{m['boneage/MAE_CI95_lo']:.2f}-{m['boneage/MAE_CI95_hi']:.2f}"
         roi_ap = m.get("roi/AP") if "roi/AP" in m else None
+        verdict = {True: "yes", False: "no", None: ""}[beats_mean_predictor(m)]
         lines.append(
             f"| {name} | {_fmt(m.get('boneage/MAE'))} | {ci} | {_fmt(m.get('boneage/RMSE'))} "
             f"| {_fmt(m.get('boneage/within_12mo'), 1)} | {_fmt(roi_ap, 1)} "
-            f"| {_fmt(m.get('segm/AP'), 1)} |"
+            f"| {_fmt(m.get('segm/AP'), 1)} | {verdict} |"
         )
     return "\n".join(lines) + "\n"

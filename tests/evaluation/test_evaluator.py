@@ -35,6 +35,18 @@ def test_bootstrap_interval_brackets_the_mae():
     assert 0.3 < m["MAE_CI95_hi"] - m["MAE_CI95_lo"] < 2.0  # ~ +-0.5 month at n=200, sd 5
 
 
+def test_the_mean_predictor_gets_its_interval_from_the_same_resamples():
+    rng = np.random.default_rng(1)
+    true = rng.uniform(0, 228, 300)
+    m = boneage_metrics(
+        true, true + rng.normal(0, 5, 300), np.ones(300, bool), train_mean_months=114
+    )
+    lo, hi = m["mean_predictor_MAE_CI95_lo"], m["mean_predictor_MAE_CI95_hi"]
+    assert lo < m["mean_predictor_MAE"] < hi and hi < 70  # |U(0, 228) - 114| averages 57
+    assert m["MAE_CI95_hi"] < lo  # a good model's interval clears the mean predictor's
+    assert "mean_predictor_MAE_CI95_lo" not in boneage_metrics(true, true, np.ones(300, bool))
+
+
 def _run(evaluator, rows):
     evaluator.reset()
     for image_id, true, pred, male in rows:
@@ -97,3 +109,20 @@ def test_evaluator_gathers_rows_of_every_process(monkeypatch):
     assert res["boneage"]["MAE"] == pytest.approx(11.0)
     monkeypatch.setattr(comm, "is_main_process", lambda: False)
     assert _run(ev, [(1, 10.0, 12.0, True)]) == {}
+
+
+def test_beats_mean_predictor_needs_the_ratio_and_separate_intervals():
+    from boneage_d2.evaluation import beats_mean_predictor
+
+    def m(mae, hi, mean, mean_lo):
+        return {
+            "boneage/MAE": mae,
+            "boneage/MAE_CI95_hi": hi,
+            "boneage/mean_predictor_MAE": mean,
+            "boneage/mean_predictor_MAE_CI95_lo": mean_lo,
+        }
+
+    assert beats_mean_predictor(m(20.0, 22.0, 32.0, 29.0)) is True
+    assert beats_mean_predictor(m(25.0, 27.0, 32.0, 29.0)) is False  # 0.78x
+    assert beats_mean_predictor(m(23.0, 29.5, 32.0, 29.0)) is False  # intervals overlap
+    assert beats_mean_predictor({"boneage/MAE": 1.0}) is None

@@ -254,12 +254,13 @@ def test_mapper_reads_16bit_twin_like_8bit(tmp_path, is_train):
     twin = dict(record, file_name=str(tmp_path / "twin16.png"))
     cv2.imwrite(twin["file_name"], gray.astype(np.uint16) * 257)
     tensors = {}
-    for opts in ((), ("BONEAGE.INPUT.INTENSITY.NAME", "percentiles")):
+    plain = ("BONEAGE.INPUT.INTENSITY.NAME", "bit_depth")
+    stretched = ("BONEAGE.INPUT.INTENSITY.NAME", "percentiles")
+    for opts in (plain, stretched):
         mapper = BoneAgeDatasetMapper(_cfg(opts), is_train=is_train)
         assert mapper.intensity == IntensityPipeline.from_config(_cfg(opts))
         for key, rec in (("8", record), ("16", twin)):
             np.random.seed(0)  # noqa: NPY002 (Detectron2 augmentations draw from np.random)
             tensors[opts, key] = mapper(rec)["image"]
         assert np.array_equal(tensors[opts, "8"].numpy(), tensors[opts, "16"].numpy())
-    stretched = ("BONEAGE.INPUT.INTENSITY.NAME", "percentiles")
-    assert not np.array_equal(tensors[(), "8"].numpy(), tensors[stretched, "8"].numpy())
+    assert not np.array_equal(tensors[plain, "8"].numpy(), tensors[stretched, "8"].numpy())

@@ -229,7 +229,7 @@ def test_predictor_single_and_batched_agree(phantom, checkpoints):
     cfg.MODEL.WEIGHTS = str(checkpoints["alanet"])
     predictor = BoneAgePredictor(cfg)
     files = sorted(str(p) for p in (phantom / "raw/boneage-test-dataset").glob("*.png"))
-    singles = [float(predictor(read_radiograph(f), male=True)["boneage"]) for f in files]
+    singles = [float(predictor(predictor.read(f), male=True)["boneage"]) for f in files]
     batched = [
         float(out["boneage"])
         for _, out in predictor.predict_files(files, [True] * len(files), batch_size=3)

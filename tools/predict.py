@@ -13,6 +13,7 @@ RSNA CSVs work as they are) and a ``sex`` (M/F) or
 - ``predictions.csv`` / ``predictions.json``: age in months and years per image; Model A adds
   per-hand ages; flags such as ``no_hand_found`` and ``unreadable`` (the run goes on);
 - ``overlays/<name>.png`` (``--overlays``): hand masks or ROI boxes and the predicted age;
+- ``overlays/contact_sheet.jpg`` (``--contact-sheet N``): the first N overlays on one page;
 - ``attention/<name>.png`` (``--attention``, Model A): the attention maps over the hand crop.
 
 Trailing ``KEY VALUE`` pairs override the config, as in ``train_net.py``.
@@ -23,6 +24,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from boneage_d2.engine.prediction_io import (
     InputError,
@@ -35,8 +38,8 @@ from boneage_d2.engine.prediction_io import (
 from boneage_d2.schema import NO_HAND_FLAG
 
 
-def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> None:
-    """The overlay and attention PNGs of one prediction, as requested."""
+def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> np.ndarray | None:
+    """The overlay and attention PNGs of one prediction, as requested; returns the overlay."""
     import cv2
 
     from boneage_d2.io.radiograph import read_radiograph
@@ -44,6 +47,7 @@ def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> Non
     from boneage_d2.vis.overlays import draw_prediction
 
     gray = read_radiograph(inp["file_name"])
+    rgb = None
     if args.overlays:
         rgb = draw_prediction(gray, output, inp["male"])
         cv2.imwrite(str(out_dir / "overlays" / name), rgb[:, :, ::-1])
@@ -57,6 +61,18 @@ def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> Non
             gray, output["attention_maps"], output["attention_box"], mask, title=title
         )
         cv2.imwrite(str(out_dir / "attention" / name), row)
+    return rgb
+
+
+def write_contact_sheet(overlays: list[np.ndarray], out_dir: Path) -> Path:
+    """``overlays/contact_sheet.jpg``: the overlays on one page, five per row."""
+    import cv2
+
+    from boneage_d2.vis import contact_sheet
+
+    path = out_dir / "overlays" / "contact_sheet.jpg"
+    cv2.imwrite(str(path), contact_sheet(overlays, cols=5)[:, :, ::-1])
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     sex.add_argument("--sex-csv", help="CSV with a file column and a sex (M/F) or male column")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--overlays", action="store_true", help="write overlays/<name>.png")
+    p.add_argument(
+        "--contact-sheet",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --overlays: the first N overlays on one page, overlays/contact_sheet.jpg",
+    )
     p.add_argument("--attention", action="store_true", help="write attention/<name>.png (Model A)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-workers", type=int, default=2, help="image-reading processes")
@@ -79,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    if args.batch_size < 1 or args.num_workers < 0:
-        p.error("--batch-size must be >= 1 and --num-workers >= 0")
+    if args.batch_size < 1 or args.num_workers < 0 or args.contact_sheet < 0:
+        p.error("--batch-size must be >= 1, --num-workers and --contact-sheet >= 0")
+    if args.contact_sheet and not args.overlays:
+        p.error("--contact-sheet needs --overlays")
     try:
         files = collect_inputs(args.input)
         males = sex_for_files(files, args.sex, args.sex_csv)
@@ -112,20 +137,25 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     predictor = BoneAgePredictor(cfg)
     names = output_names(files)
-    records = []
+    records, sheet = [], []
     stream = predictor.predict_files(
         files, males, batch_size=args.batch_size, num_workers=args.num_workers
     )
     for name, (inp, output) in zip(names, stream):
         records.append(prediction_record(inp, output))
         if output is not None and (args.overlays or args.attention):
-            draw_outputs(inp, output, name, out_dir, args)
+            overlay = draw_outputs(inp, output, name, out_dir, args)
+            if overlay is not None and len(sheet) < args.contact_sheet:
+                sheet.append(overlay)
     meta = {
         "config_file": args.config_file,
         "weights": cfg.MODEL.WEIGHTS,
         "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
     }
     write_prediction_tables(out_dir, records, meta)
+    if sheet:
+        path = write_contact_sheet(sheet, out_dir)
+        tqdm.write(f"contact sheet of {len(sheet)} overlay(s): {path}")
     bad = sum(1 for r in records if r["error"])
     tqdm.write(
         f"wrote predictions for {len(records)} image(s) to {out_dir / 'predictions.csv'}"

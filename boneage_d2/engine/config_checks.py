@@ -12,6 +12,7 @@ import yaml
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.utils import comm
 
 from ..config import add_boneage_config
 from ..data.bad_images import ON_BAD_IMAGE_CHOICES
@@ -102,7 +103,8 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
 
     Checks: META_ARCHITECTURE is registered; MODEL.WEIGHTS is empty or an existing local file
     (nothing can be downloaded here); BONEAGE.DATA.ON_BAD_IMAGE is known; every dataset in
-    DATASETS.TRAIN/TEST is registered and, for converted splits, its json exists and loads.
+    DATASETS.TRAIN/TEST is registered and, for converted splits, its json exists and loads;
+    training HandSeg-RAN with BatchNorm in its regressor gets >= 2 images per process.
     """
     steps = list(cfg.SOLVER.STEPS)
     if any(b <= a for a, b in zip(steps, steps[1:])):
@@ -119,6 +121,7 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
             f"MODEL.META_ARCHITECTURE={arch!r} is not registered; registered architectures: "
             f"{names} (did you `import boneage_d2`?)"
         )
+    _check_regressor_batch(cfg, training)
     weights = cfg.MODEL.WEIGHTS
     if weights:
         if weights.startswith(_DOWNLOAD_PREFIXES):
@@ -141,6 +144,20 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
             )
     for name in sets:
         _check_dataset_loads(name)
+
+
+def _check_regressor_batch(cfg: CfgNode, training: bool) -> None:
+    """BatchNorm over the hand crops needs two of them: one image per process would fail at the
+    first iteration with a bare torch error (or, with two hands, normalise one film by itself)."""
+    if not training or cfg.MODEL.META_ARCHITECTURE != "HandSegBoneAgeRCNN":
+        return
+    per_process = cfg.SOLVER.IMS_PER_BATCH // max(comm.get_world_size(), 1)
+    if cfg.BONEAGE.RAN.NORM == "BN" and per_process < 2:
+        raise ConfigError(
+            f"BONEAGE.RAN.NORM='BN' needs >= 2 images per process in training; got "
+            f"SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} over {comm.get_world_size()} "
+            "process(es). Raise SOLVER.IMS_PER_BATCH or set BONEAGE.RAN.NORM GN"
+        )
 
 
 def _check_dataset_loads(name: str) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["beats_mean_predictor", "boneage_metrics", "band_name"]
+__all__ = ["beats_mean_predictor", "boneage_metrics", "band_name", "subgroups"]
 
 
 def band_name(lo: float, hi: float) -> str:
@@ -32,7 +32,7 @@ def boneage_metrics(
     non-empty band (``lo <= age < hi``, true age), ``within_6mo``/``within_12mo`` (percent of images
     with absolute error <= 6 / 12 months), ``mean_predictor_MAE`` (the MAE of always predicting
     the training-set mean, when given; with the bootstrap also its ``_CI95_lo``/``_CI95_hi`` over
-    the same resamples) and ``num_images``.
+    the same resamples, and ``mean_predictor_MAE_male`` etc. per subgroup) and ``num_images``.
     """
     t = np.asarray(true_months, dtype=np.float64)
     p = np.asarray(pred_months, dtype=np.float64)
@@ -49,13 +49,8 @@ def boneage_metrics(
         idx = rng.integers(0, len(err), size=(bootstrap_samples, len(err)))
         out["MAE_CI95_lo"], out["MAE_CI95_hi"] = _ci95(err, idx)
     out["RMSE"] = float(np.sqrt(((p - t) ** 2).mean()))
-    for key, sel in (("MAE_male", m), ("MAE_female", ~m)):
-        if sel.any():
-            out[key] = float(err[sel].mean())
-    for lo_b, hi_b in zip(age_bands[:-1], age_bands[1:]):
-        sel = (t >= lo_b) & (t < hi_b)
-        if sel.any():
-            out[band_name(lo_b, hi_b)] = float(err[sel].mean())
+    groups = subgroups(t, m, age_bands)
+    out.update({key: float(err[sel].mean()) for key, sel in groups.items()})
     out["within_6mo"] = float(100.0 * (err <= 6).mean())
     out["within_12mo"] = float(100.0 * (err <= 12).mean())
     if train_mean_months is not None:
@@ -64,8 +59,22 @@ def boneage_metrics(
         if idx is not None:
             lo, hi = _ci95(mean_err, idx)
             out["mean_predictor_MAE_CI95_lo"], out["mean_predictor_MAE_CI95_hi"] = lo, hi
+        out.update(
+            {f"mean_predictor_{k}": float(mean_err[sel].mean()) for k, sel in groups.items()}
+        )
     out["num_images"] = float(len(t))
     return out
+
+
+def subgroups(
+    t: np.ndarray, male: np.ndarray, age_bands: Sequence[float] = (0, 24, 60, 120, 180, 240)
+) -> dict[str, np.ndarray]:
+    """Non-empty subgroups as boolean selections over the images, keyed by their metric:
+    ``MAE_male``/``MAE_female`` and one ``MAE_<lo>to<hi>mo`` per band (true age)."""
+    sels = {"MAE_male": male, "MAE_female": ~male}
+    for lo, hi in zip(age_bands[:-1], age_bands[1:]):
+        sels[band_name(lo, hi)] = (t >= lo) & (t < hi)
+    return {key: sel for key, sel in sels.items() if sel.any()}
 
 
 def _ci95(err: np.ndarray, idx: np.ndarray) -> tuple[float, float]:

@@ -15,7 +15,13 @@ import numpy as np  # noqa: E402
 
 from ..evaluation.metrics import band_name, beats_mean_predictor  # noqa: E402
 
-__all__ = ["read_predictions", "plot_pred_vs_true", "plot_mae_by_band_and_sex", "results_table"]
+__all__ = [
+    "read_predictions",
+    "plot_pred_vs_true",
+    "plot_mae_by_band_and_sex",
+    "results_table",
+    "subgroup_table",
+]
 
 
 def read_predictions(csv_path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -109,4 +115,27 @@ def results_table(rows: Mapping[str, Mapping[str, float]]) -> str:
             f"| {_fmt(m.get('boneage/within_12mo'), 1)} | {_fmt(roi_ap, 1)} "
             f"| {_fmt(m.get('segm/AP'), 1)} | {verdict} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def subgroup_table(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """Markdown table of MAE (months) with its 95% CI, by sex and age band, one row per model of
+    ``rows`` (``boneage_metrics`` output, unprefixed keys) and first the mean predictor's row
+    (its ``mean_predictor_*`` keys, from the first model)."""
+    first = next(iter(rows.values()))
+    groups = [k for k in first if k.startswith("MAE_") and "CI95" not in k]
+    head = "| model | n | MAE [95% CI] | " + " | ".join(g.removeprefix("MAE_") for g in groups)
+    lines = [head + " |", "|---" * (3 + len(groups)) + "|"]
+
+    def row(name: str, m: Mapping[str, float], prefix: str) -> str:
+        mae = m.get(prefix + "MAE")
+        ci = ""
+        if prefix + "MAE_CI95_lo" in m:
+            ci = f" [{m[prefix + 'MAE_CI95_lo']:.1f}, {m[prefix + 'MAE_CI95_hi']:.1f}]"
+        cells = [_fmt(m.get(prefix + g), 1) for g in groups]
+        n = int(m.get("num_images", 0))
+        return f"| {name} | {n} | {_fmt(mae, 1)}{ci} | " + " | ".join(cells) + " |"
+
+    lines.append(row("mean predictor (training mean)", first, "mean_predictor_"))
+    lines += [row(name, m, "") for name, m in rows.items()]
     return "\n".join(lines) + "\n"

@@ -23,6 +23,10 @@ def test_metrics_on_known_numbers():
     assert m["MAE_120to240mo"] == pytest.approx(20.0)
     assert m["within_6mo"] == pytest.approx(50.0) and m["within_12mo"] == pytest.approx(75.0)
     assert m["mean_predictor_MAE"] == pytest.approx((90 + 70 + 0 + 100) / 4)
+    # the mean predictor per subgroup, so every subgroup MAE can be read beside it
+    assert m["mean_predictor_MAE_male"] == pytest.approx(45.0)  # |10-100|, |100-100|
+    assert m["mean_predictor_MAE_female"] == pytest.approx(85.0)  # |30-100|, |200-100|
+    assert m["mean_predictor_MAE_24to120mo"] == pytest.approx(35.0)
     assert "MAE_CI95_lo" not in m
 
 

@@ -111,7 +111,7 @@ def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp
     test_dir = phantom / "raw/boneage-test-dataset"
     sex_csv = phantom / "raw/boneage-test-dataset.csv"  # the RSNA test CSV: Case ID, Sex
     out = tmp_path / "pred"
-    extra = ["--overlays"] + (["--attention"] if model == "handseg" else [])
+    extra = ["--overlays", "--contact-sheet", "3"] + (["--attention"] if model == "handseg" else [])
     argv = [str(test_dir), "--sex-csv", str(sex_csv), *extra]
     assert _predict(model, checkpoints, out, argv) == 0
 
@@ -121,6 +121,10 @@ def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp
     truth_sex = {r["Case ID"]: r["Sex"] for r in csv.DictReader(open(sex_csv))}
     payload = json.loads((out / "predictions.json").read_text())
     assert payload["meta_architecture"] in ("ALANet", "HandSegBoneAgeRCNN")
+    sheet = cv2.imread(str(out / "overlays" / "contact_sheet.jpg"))
+    assert (
+        sheet.shape == (256, 5 * 256, 3) and sheet[:, : 3 * 256].mean() > sheet[:, 3 * 256 :].mean()
+    )
     for row, rec, img in zip(rows, payload["predictions"], images):
         assert row["sex"] == truth_sex[img.stem]
         months = float(row["boneage_months"])

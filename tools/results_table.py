@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""MAE with its 95% CI by sex and age band for trained runs, beside the mean predictor.
+
+    BONEAGE_DATASETS=datasets python tools/results_table.py \\
+        --train-dataset rsna_real_boneage_train --dataset rsna_real_boneage_val \\
+        --run global=outputs/real/Global --run alanet=outputs/real/ALA-Net
+
+Reads each run's ``inference/<dataset>/boneage_predictions.csv`` (written by ``train_net.py``'s
+evaluation), recomputes the metrics with the evaluator's function and prints a markdown table;
+the mean predictor always predicts the training split's mean age.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", required=True, help="the evaluated split (registered name)")
+    p.add_argument("--train-dataset", required=True, help="split whose mean age is the baseline")
+    p.add_argument("--run", action="append", required=True, metavar="LABEL=OUTPUT_DIR")
+    p.add_argument("--bootstrap-samples", type=int, default=1000)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    runs = {}
+    for spec in args.run:
+        label, sep, folder = spec.partition("=")
+        csv_path = Path(folder) / "inference" / args.dataset / "boneage_predictions.csv"
+        if not sep or not label:
+            p.error(f"--run {spec!r}: expected LABEL=OUTPUT_DIR")
+        if not csv_path.is_file():
+            p.error(f"--run {spec!r}: no {csv_path} (evaluate the run on {args.dataset} first)")
+        runs[label] = csv_path
+
+    import numpy as np
+    from detectron2.data import DatasetCatalog
+
+    import boneage_d2  # noqa: F401  (registers the datasets)
+    from boneage_d2.evaluation.metrics import boneage_metrics, subgroups
+    from boneage_d2.vis import read_predictions, subgroup_table
+
+    if args.train_dataset not in DatasetCatalog.list():
+        p.error(f"--train-dataset {args.train_dataset!r} is not registered")
+    train_mean = float(np.mean([r["boneage"] for r in DatasetCatalog.get(args.train_dataset)]))
+    rows = {}
+    for label, csv_path in runs.items():
+        pr = read_predictions(csv_path)
+        rows[label] = boneage_metrics(
+            pr["true"],
+            pr["pred"],
+            pr["male"],
+            train_mean_months=train_mean,
+            bootstrap_samples=args.bootstrap_samples,
+        )
+    counts = {
+        k.removeprefix("MAE_"): int(v.sum()) for k, v in subgroups(pr["true"], pr["male"]).items()
+    }
+    print(f"{args.dataset}; mean predictor = {train_mean:.1f} months ({args.train_dataset})")
+    print("films per group: " + ", ".join(f"{k} {n}" for k, n in counts.items()) + "\n")
+    print(subgroup_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from boneage_d2.utils.argtypes import number_above
+from boneage_d2.utils.argtypes import int_at_least, number_above
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="ROIs below this objectness stay unlabelled [0.5]",
     )
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int_at_least(1), default=8)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return p
 

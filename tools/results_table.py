@@ -16,13 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from boneage_d2.utils.argtypes import int_at_least
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dataset", required=True, help="the evaluated split (registered name)")
     p.add_argument("--train-dataset", required=True, help="split whose mean age is the baseline")
     p.add_argument("--run", action="append", required=True, metavar="LABEL=OUTPUT_DIR")
-    p.add_argument("--bootstrap-samples", type=int, default=1000)
+    p.add_argument("--bootstrap-samples", type=int_at_least(0), default=1000)
     return p
 
 
@@ -49,19 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_dataset not in DatasetCatalog.list():
         p.error(f"--train-dataset {args.train_dataset!r} is not registered")
     train_mean = float(np.mean([r["boneage"] for r in DatasetCatalog.get(args.train_dataset)]))
-    rows = {}
-    for label, csv_path in runs.items():
-        pr = read_predictions(csv_path)
-        rows[label] = boneage_metrics(
+    preds = {label: read_predictions(csv_path) for label, csv_path in runs.items()}
+    rows = {
+        label: boneage_metrics(
             pr["true"],
             pr["pred"],
             pr["male"],
             train_mean_months=train_mean,
             bootstrap_samples=args.bootstrap_samples,
         )
-    counts = {
-        k.removeprefix("MAE_"): int(v.sum()) for k, v in subgroups(pr["true"], pr["male"]).items()
+        for label, pr in preds.items()
     }
+    first = next(iter(preds.values()))  # every run was evaluated on the same --dataset
+    groups = subgroups(first["true"], first["male"])
+    counts = {k.removeprefix("MAE_"): int(v.sum()) for k, v in groups.items()}
     print(f"{args.dataset}; mean predictor = {train_mean:.1f} months ({args.train_dataset})")
     print("films per group: " + ", ".join(f"{k} {n}" for k, n in counts.items()) + "\n")
     print(subgroup_table(rows))

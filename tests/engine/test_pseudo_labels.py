@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from detectron2.structures import Boxes, Instances
 
@@ -37,3 +38,21 @@ def test_roi_centres_become_keypoints_in_coco_convention(tmp_path):
     second = kp.hands["1417"].keypoints
     assert np.allclose(second[0], [9.5, 14.5, 2]) and (second[1:, 2] == 0).all()
     assert data["images"][0] == {"id": 1, "file_name": "1377.png", "width": 80, "height": 100}
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--config-file", "nope.yaml"], "--config-file nope.yaml: file not found"),
+        (["--batch-size", "0"], "expected a whole number >= 1"),
+    ],
+)
+def test_cli_names_bad_arguments(tmp_path, extra, message, capsys):
+    from tests.cli import load_tool
+
+    (tmp_path / "w.pth").write_bytes(b"")
+    argv = ["--config-file", str(tmp_path / "w.pth"), "--weights", str(tmp_path / "w.pth")]
+    argv += ["--labels", "l.csv", "--images", str(tmp_path), "--output", "o.json", *extra]
+    with pytest.raises(SystemExit):
+        load_tool("pseudo_rois").main(argv)
+    assert message in capsys.readouterr().err

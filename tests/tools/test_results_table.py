@@ -41,7 +41,21 @@ def test_table_by_group_beside_the_mean(tmp_path, capsys):
     assert baseline[2] == f"{(abs(30 - mean) + abs(200 - mean)) / 2:.1f}"
 
 
-def test_missing_predictions_name_the_file(tmp_path):
+def test_missing_predictions_name_the_file(tmp_path, capsys):
     argv = ["--dataset", "v", "--train-dataset", "t", "--run", f"x={tmp_path}"]
     with pytest.raises(SystemExit):
         load_tool("results_table").main(argv)
+    assert f"no {tmp_path}/inference/v/boneage_predictions.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--run", "no-label-here"], "expected LABEL=OUTPUT_DIR"),
+        (["--run", "x=y", "--bootstrap-samples", "-1"], "expected a whole number >= 0"),
+    ],
+)
+def test_bad_arguments_are_named(extra, message, capsys):
+    with pytest.raises(SystemExit):
+        load_tool("results_table").main(["--dataset", "v", "--train-dataset", "t", *extra])
+    assert message in capsys.readouterr().err

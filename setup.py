@@ -31,7 +31,21 @@ setup(
         "coral-pytorch>=1.4",  # CORAL / CORN ordinal losses
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "ruff", "hypothesis", "pydicom"],
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "ruff",
+            "hypothesis",
+            "pydicom",
+            "httpx",  # the service tests' HTTP client
+            "fastapi",
+            "uvicorn",
+            "python-multipart",
+            "onnx",
+            "onnxruntime",
+        ],
         "dicom": ["pydicom"],
+        "serve": ["fastapi", "uvicorn", "python-multipart", "pydicom"],
+        "export": ["onnx", "onnxruntime"],
     },
 )

@@ -13,6 +13,7 @@ __all__ = [
     "CANONICAL_17",
     "HAND_CATEGORY",
     "HAND_CATEGORY_ID",
+    "INPUT_PROBLEM_FLAGS",
     "NO_HAND_FLAG",
     "ROI_CATEGORY",
     "ROI_CATEGORY_ID",
@@ -45,6 +46,9 @@ NO_HAND_FLAG = "no_hand_found"  # no detection / ROI evidence of a hand; the who
 UNREADABLE_FLAG = "unreadable"  # the file could not be read (its error is reported beside it)
 BLANK_IMAGE_FLAG = "blank_image"  # (almost) one grey level: nothing to read
 SMALL_IMAGE_FLAG = "image_too_small"  # shorter side below the smallest radiograph we accept
+# Flags that say the input itself is not a readable hand radiograph: ``--reject-flagged`` leaves
+# the age of an image with any of them empty. Informational flags (e.g. on the SDS) are not here.
+INPUT_PROBLEM_FLAGS = (UNREADABLE_FLAG, BLANK_IMAGE_FLAG, SMALL_IMAGE_FLAG, NO_HAND_FLAG)
 
 # --- ROI boxes ------------------------------------------------------------------------------------
 # ALA-Net's ROI boxes: 64 x 64 px squares at a 512-px long side, scaled with the image.

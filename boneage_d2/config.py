@@ -72,6 +72,11 @@ def add_age_model_config(cfg: CN) -> None:
     b.HEAD.LOSS_WEIGHT = 1.0
     # RegressionAgeHead loss: "l1" (default, paper A's text), "l2" (paper A's Eq. 3), "smooth_l1".
     b.HEAD.REGRESSION_LOSS = "l1"
+    # RegressionAgeHead at inference: ages clipped to this range (months), the span bone age is
+    # read over; an unbounded linear output can leave it (e.g. a barely trained model whose
+    # BatchNorm statistics are still those of initialisation). The ordinal head is bounded by
+    # its ranks already. () = no clipping.
+    b.HEAD.AGE_RANGE_MONTHS = (0.0, 240.0)
 
     # Ordinal regression (ALA-Net Eq. 1). Rank r = round(age / RANK_WIDTH_MONTHS), clipped to
     # [0, NUM_RANKS - 1]; NUM_RANKS - 1 binary tasks "rank > k"; prediction = width * sum(p).

@@ -128,6 +128,7 @@ class RegressionAgeHead(nn.Module):
 
     The loss (``l1`` by default, ``l2`` or ``smooth_l1``) is computed in normalised units, i.e.
     months divided by ``std_months``, so its scale is comparable to the detection losses.
+    Predicted ages are clipped to ``age_range_months`` (``BONEAGE.HEAD.AGE_RANGE_MONTHS``).
     """
 
     @configurable
@@ -141,8 +142,17 @@ class RegressionAgeHead(nn.Module):
         loss_weight: float = 1.0,
         mean_months: float = 127.0,
         std_months: float = 42.0,
+        age_range_months: tuple[float, float] | tuple[()] = (0.0, 240.0),
     ):
         super().__init__()
+        if len(age_range_months) not in (0, 2) or (
+            age_range_months and age_range_months[0] >= age_range_months[1]
+        ):
+            raise ValueError(
+                f"BONEAGE.HEAD.AGE_RANGE_MONTHS={tuple(age_range_months)}; expected (low, high) "
+                "with low < high, or () for no clipping"
+            )
+        self.age_range_months = tuple(float(v) for v in age_range_months)
         if loss not in REGRESSION_LOSSES:
             raise ValueError(
                 f"BONEAGE.HEAD.REGRESSION_LOSS={loss!r}; expected one of {REGRESSION_LOSSES}"
@@ -157,7 +167,11 @@ class RegressionAgeHead(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_dim: int) -> dict:
-        return {**_head_args(cfg, in_dim), "loss": cfg.BONEAGE.HEAD.REGRESSION_LOSS}
+        return {
+            **_head_args(cfg, in_dim),
+            "loss": cfg.BONEAGE.HEAD.REGRESSION_LOSS,
+            "age_range_months": tuple(cfg.BONEAGE.HEAD.AGE_RANGE_MONTHS),
+        }
 
     def forward(self, x: Tensor) -> Tensor:
         """[N, in_dim] -> [N] normalised ages."""
@@ -169,7 +183,8 @@ class RegressionAgeHead(nn.Module):
         return self.loss_weight * fn(outputs, target)
 
     def predict_months(self, outputs: Tensor) -> Tensor:
-        return outputs * self.std_months + self.mean_months
+        months = outputs * self.std_months + self.mean_months
+        return months.clamp(*self.age_range_months) if self.age_range_months else months
 
 
 def build_age_head(cfg, in_dim: int) -> nn.Module:

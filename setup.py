@@ -16,6 +16,7 @@ setup(
     version=_version(),
     description="Detectron2 components for hand bone-age assessment (ALA-Net, HandSeg-RAN)",
     packages=find_packages(include=["boneage_d2", "boneage_d2.*"]),
+    package_data={"boneage_d2.reference": ["*.csv"]},
     python_requires=">=3.10",
     # torch/torchvision/detectron2 are installed by the bootstrap (see README): they are not
     # pure-Python requirements pip could resolve here.

@@ -17,6 +17,7 @@ __all__ = [
     "add_evaluation_config",
     "add_handseg_config",
     "add_residual_attention_config",
+    "add_interval_config",
     "add_solver_config",
     "add_training_config",
 ]
@@ -40,6 +41,7 @@ def add_boneage_config(cfg: CN) -> CN:
         add_residual_attention_config,
         add_training_config,
         add_evaluation_config,
+        add_interval_config,
     ):
         add(cfg)
     return cfg
@@ -150,10 +152,35 @@ def add_data_config(cfg: CN) -> None:
     cfg.BONEAGE.DATA = CN()
     cfg.BONEAGE.DATA.ON_BAD_IMAGE = "skip"
 
-    # Model-independent input flags at prediction (every model; boneage_d2.io.image_checks).
+    # Model-independent input flags at prediction (every model; boneage_d2.checks).
     cfg.BONEAGE.CHECKS = CN()
     cfg.BONEAGE.CHECKS.MIN_SIDE_PX = 64  # shorter side below this: "image_too_small" (0 = off)
     cfg.BONEAGE.CHECKS.MIN_RANGE = 8.0  # p1-p99 grey range below this: "blank_image" (0 = off)
+    # Hand checks (boneage_d2.checks, on the converter's hand mask; docs/input_checks.md):
+    c = cfg.BONEAGE.CHECKS
+    c.MAX_MEDIAN_LEVEL = 0.55  # median grey (share of p1-p99) above this and ...
+    c.MAX_BORDER_EXCESS = -0.05  # ... border brighter than centre by this: "inverted_polarity"
+    c.MIN_HAND_FRACTION = 0.03  # largest hand below this image share: "not_hand_radiograph"
+    c.MAX_SOLIDITY = 0.93  # largest hand's area / hull above this (a blob): "not_hand_radiograph"
+    c.MIN_SECOND_HAND = 0.5  # second hand's area / first's at least this: "multiple_hands"
+    c.MAX_SIDES_TOUCHED = 1  # hand touching more image sides than this: "hand_cut_by_border"
+    c.MAX_AXIS_DEG = 55.0  # hand axis this far from the vertical: "extreme_rotation"
+    c.MIN_ELONGATION = 1.3  # ... only for a hand at least this elongated (axis sd ratio)
+    c.WORK_LONG_SIDE = 256  # long side (px) the hand checks run at (speed vs detail)
+    # Each of the hand thresholds: 0 = that check off.
+
+
+def add_interval_config(cfg: CN) -> None:
+    """``BONEAGE.INTERVALS``: calibrated prediction intervals (docs/intervals.md)."""
+    cfg.BONEAGE.INTERVALS = CN()
+    # Nominal coverage of boneage_lo/hi (split conformal) and of an ordinal head's own interval.
+    cfg.BONEAGE.INTERVALS.COVERAGE = 0.9
+    # "global": one half-width; "band": one per band of the predicted age (adapts the width).
+    cfg.BONEAGE.INTERVALS.METHOD = "global"
+    cfg.BONEAGE.INTERVALS.BAND_EDGES_MONTHS = [0, 24, 60, 120, 180, 240]
+    # The calibration json (tools/calibrate_intervals.py); "" = beside MODEL.WEIGHTS
+    # (model_final.pth -> model_final.intervals.json), no intervals when that is absent.
+    cfg.BONEAGE.INTERVALS.CALIBRATION_FILE = ""
 
 
 def add_solver_config(cfg: CN) -> None:

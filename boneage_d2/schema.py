@@ -10,15 +10,22 @@ import numpy as np
 
 __all__ = [
     "BLANK_IMAGE_FLAG",
+    "BORDER_CUT_FLAG",
     "CANONICAL_17",
+    "FLAG_REASONS",
     "HAND_CATEGORY",
     "HAND_CATEGORY_ID",
     "INPUT_PROBLEM_FLAGS",
+    "INVERTED_FLAG",
+    "MULTIPLE_HANDS_FLAG",
     "NO_HAND_FLAG",
+    "NOT_HAND_FLAG",
     "ROI_CATEGORY",
     "ROI_CATEGORY_ID",
     "ROI_REFERENCE_LONG_SIDE",
     "ROI_SIZE_PX",
+    "ROTATION_FLAG",
+    "SDS_FLAG",
     "SPLITS",
     "SMALL_IMAGE_FLAG",
     "UNREADABLE_FLAG",
@@ -46,9 +53,40 @@ NO_HAND_FLAG = "no_hand_found"  # no detection / ROI evidence of a hand; the who
 UNREADABLE_FLAG = "unreadable"  # the file could not be read (its error is reported beside it)
 BLANK_IMAGE_FLAG = "blank_image"  # (almost) one grey level: nothing to read
 SMALL_IMAGE_FLAG = "image_too_small"  # shorter side below the smallest radiograph we accept
+INVERTED_FLAG = "inverted_polarity"  # bright background, dark bones (MONOCHROME1 read wrong?)
+NOT_HAND_FLAG = "not_hand_radiograph"  # no hand-like tissue in the image
+MULTIPLE_HANDS_FLAG = "multiple_hands"  # more than one hand of similar size
+BORDER_CUT_FLAG = "hand_cut_by_border"  # the hand runs out of the image on two or more sides
+ROTATION_FLAG = "extreme_rotation"  # the hand's long axis far from the vertical
+SDS_FLAG = "sds_beyond_2"  # |bone-age SDS| > 2 for the given chronological age (informational)
+
+# One short reason per flag: the ``flag_reasons`` column of the CSV / JSON.
+FLAG_REASONS = {
+    NO_HAND_FLAG: "the model found no hand, so it read the whole image",
+    UNREADABLE_FLAG: "the file could not be read (see the error column)",
+    BLANK_IMAGE_FLAG: "almost one grey level (p1-p99 range below BONEAGE.CHECKS.MIN_RANGE)",
+    SMALL_IMAGE_FLAG: "shorter side below BONEAGE.CHECKS.MIN_SIDE_PX",
+    INVERTED_FLAG: "bright background, dark bones: polarity inverted (MONOCHROME1?)",
+    NOT_HAND_FLAG: "no hand-like tissue (none found, too little, or a convex blob)",
+    MULTIPLE_HANDS_FLAG: "two or more hands of similar size",
+    BORDER_CUT_FLAG: "the hand touches two or more image sides (cut by the border)",
+    ROTATION_FLAG: "the hand's long axis is far from the vertical (film turned?)",
+    SDS_FLAG: "bone age more than 2 SD from the chronological age's reference",
+}
+
 # Flags that say the input itself is not a readable hand radiograph: ``--reject-flagged`` leaves
-# the age of an image with any of them empty. Informational flags (e.g. on the SDS) are not here.
-INPUT_PROBLEM_FLAGS = (UNREADABLE_FLAG, BLANK_IMAGE_FLAG, SMALL_IMAGE_FLAG, NO_HAND_FLAG)
+# the age of an image with any of them empty. Informational flags (the SDS one) are not here.
+INPUT_PROBLEM_FLAGS = (
+    UNREADABLE_FLAG,
+    BLANK_IMAGE_FLAG,
+    SMALL_IMAGE_FLAG,
+    NO_HAND_FLAG,
+    INVERTED_FLAG,
+    NOT_HAND_FLAG,
+    MULTIPLE_HANDS_FLAG,
+    BORDER_CUT_FLAG,
+    ROTATION_FLAG,
+)
 
 # --- ROI boxes ------------------------------------------------------------------------------------
 # ALA-Net's ROI boxes: 64 x 64 px squares at a 512-px long side, scaled with the image.

@@ -17,9 +17,11 @@ RUNTIME = {"torch", "torchvision", "detectron2", "fvcore"}
 LAYERS = {
     "version": 0,
     "schema": 0,
+    "reference": 0,
     "io": 0,
     "utils": 0,
     "convert": 1,
+    "checks": 1,
     "phantom": 1,
     "config": 2,
     "data": 2,
@@ -28,8 +30,9 @@ LAYERS = {
     "vis": 3,
     "engine": 4,
     "benchmark": 5,
+    "serve": 5,
 }
-TORCH_FREE = ("version", "schema", "io", "convert", "phantom")
+TORCH_FREE = ("version", "schema", "reference", "io", "convert", "checks", "phantom")
 # Same layer, still kept apart: the data pipeline and the models meet only in the engine.
 APART = {("data", "modeling"), ("modeling", "data")}
 

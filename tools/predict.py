@@ -11,7 +11,13 @@ RSNA CSVs work as they are) and a ``sex`` (M/F) or
 ``male`` (True/False) column. Outputs in ``--output-dir``:
 
 - ``predictions.csv`` / ``predictions.json``: age in months and years per image; Model A adds
-  per-hand ages; flags such as ``no_hand_found`` and ``unreadable`` (the run goes on);
+  per-hand ages; ``boneage_lo/hi_months`` when the weights have an interval calibration
+  beside them (tools/calibrate_intervals.py), ``boneage_rank_lo/hi_months`` from an ordinal
+  head; flags such as ``inverted_polarity``, ``no_hand_found`` and ``unreadable``
+  with a short reason each (the run goes on; ``--reject-flagged`` leaves the age of an image
+  flagged as not a readable hand film empty; docs/input_checks.md lists the flags); with
+  ``--age`` / ``--age-csv`` the chronological age, the delay (bone age - age), the bone-age SDS
+  against a reference SD table (docs/sds.md) and the ``sds_beyond_2`` flag;
 - ``overlays/<name>.png`` (``--overlays``): hand masks or ROI boxes and the predicted age;
 - ``overlays/contact_sheet.jpg`` (``--contact-sheet N``): the first N overlays on one page;
 - ``attention/<name>.png`` (``--attention``, Model A): the attention maps over the hand crop.
@@ -29,6 +35,7 @@ import numpy as np
 
 from boneage_d2.engine.prediction_io import (
     InputError,
+    ages_for_files,
     collect_inputs,
     output_names,
     prediction_record,
@@ -83,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     sex = p.add_mutually_exclusive_group(required=True)
     sex.add_argument("--sex", choices=("M", "F", "m", "f"), help="the sex of every image")
     sex.add_argument("--sex-csv", help="CSV with a file column and a sex (M/F) or male column")
+    age = p.add_mutually_exclusive_group()
+    age.add_argument("--age", type=float, metavar="MONTHS", help="chronological age of every image")
+    age.add_argument(
+        "--age-csv",
+        help="CSV with a file column and an age_months (or age_years) column: adds the delay, "
+        "the bone-age SDS and the sds_beyond_2 flag",
+    )
+    p.add_argument(
+        "--sds-table",
+        help="reference SD table (sex,age_months,sd_months) [Greulich & Pyle, docs/sds.md]",
+    )
     p.add_argument("--output-dir", required=True)
     p.add_argument("--overlays", action="store_true", help="write overlays/<name>.png")
     p.add_argument(
@@ -93,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --overlays: the first N overlays on one page, overlays/contact_sheet.jpg",
     )
     p.add_argument("--attention", action="store_true", help="write attention/<name>.png (Model A)")
+    p.add_argument(
+        "--reject-flagged",
+        action="store_true",
+        help="no age for an image flagged as not a readable hand film (its flags say why)",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-workers", type=int, default=2, help="image-reading processes")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
@@ -109,8 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files = collect_inputs(args.input)
         males = sex_for_files(files, args.sex, args.sex_csv)
+        ages = ages_for_files(files, args.age, args.age_csv)
     except InputError as e:
         p.error(str(e))
+    if args.age is not None and args.age < 0:
+        p.error(f"--age {args.age}: a chronological age is >= 0 months")
+    sd_table = None
+    if any(a is not None for a in ages):
+        from boneage_d2.reference import DEFAULT_SD_TABLE, SDTable
+        from boneage_d2.reference.sds import SDTableError
+
+        try:
+            sd_table = SDTable.load(args.sds_table or DEFAULT_SD_TABLE)
+        except SDTableError as e:
+            p.error(str(e))
 
     from tqdm import tqdm
 
@@ -135,14 +170,21 @@ def main(argv: list[str] | None = None) -> int:
         if wanted:
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictor = BoneAgePredictor(cfg)
+    from boneage_d2.evaluation.intervals import IntervalCalibrationError
+
+    try:
+        predictor = BoneAgePredictor(cfg)
+    except IntervalCalibrationError as e:
+        p.error(str(e))
     names = output_names(files)
     records, sheet = [], []
     stream = predictor.predict_files(
         files, males, batch_size=args.batch_size, num_workers=args.num_workers
     )
-    for name, (inp, output) in zip(names, stream):
-        records.append(prediction_record(inp, output))
+    for name, age, (inp, output) in zip(names, ages, stream):
+        records.append(
+            prediction_record(inp, output, args.reject_flagged, age_months=age, sd_table=sd_table)
+        )
         if output is not None and (args.overlays or args.attention):
             overlay = draw_outputs(inp, output, name, out_dir, args)
             if overlay is not None and len(sheet) < args.contact_sheet:

@@ -14,9 +14,10 @@ from detectron2.engine import DefaultPredictor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..checks import ImageChecks
 from ..data.mapper import radiograph_to_tensor
 from ..data.transforms import build_boneage_augmentation
-from ..io.image_checks import ImageChecks
+from ..evaluation.intervals import apply_calibration, calibration_for_config
 from ..io.intensity import IntensityPipeline
 from ..io.radiograph import ImageReadError, read_radiograph
 
@@ -81,7 +82,9 @@ class BoneAgePredictor(DefaultPredictor):
     does; the intensity pipeline (``BONEAGE.INPUT.INTENSITY``) and the test-time augmentation
     (``BONEAGE.INPUT.LONG_SIDE_TEST``) are the config's, the same as evaluation. Outputs are
     the model's own (``boneage``; ALA-Net: ROI ``instances``; HandSeg-RAN: hand ``instances``
-    with per-hand ``boneage``, ``flags``, ``attention_maps``), in original-image pixels.
+    with per-hand ``boneage``, ``flags``, ``attention_maps``), in original-image pixels; with an
+    interval calibration (``BONEAGE.INTERVALS``: the sidecar beside the weights, written by
+    ``tools/calibrate_intervals.py``) also ``boneage_lo`` / ``boneage_hi`` (months).
     """
 
     def __init__(self, cfg):
@@ -89,6 +92,7 @@ class BoneAgePredictor(DefaultPredictor):
         self.aug = T.AugmentationList(build_boneage_augmentation(self.cfg, is_train=False))
         self.intensity = IntensityPipeline.from_config(self.cfg)
         self.checks = ImageChecks.from_config(self.cfg)
+        self.interval_calibration = calibration_for_config(self.cfg)
 
     def read(self, path: str | os.PathLike) -> np.ndarray:
         """A radiograph file -> the uint8 [H, W] model input, through the config's pipeline."""
@@ -121,6 +125,9 @@ class BoneAgePredictor(DefaultPredictor):
             outputs = self.model(inputs)
         for x, out in zip(inputs, outputs):
             out["flags"] = list(x.get("input_flags", [])) + list(out.get("flags", []))
+            if self.interval_calibration and "boneage" in out:
+                lo, hi = apply_calibration(self.interval_calibration, [float(out["boneage"])])
+                out["boneage_lo"], out["boneage_hi"] = float(lo[0]), float(hi[0])
         return outputs
 
     def predict_files(

@@ -27,6 +27,7 @@ from ..data.bad_images import with_skipped_image_metric
 from ..data.catalog import prepare_task_view
 from ..data.mapper import BoneAgeDatasetMapper
 from ..evaluation import BoneAgeEvaluator
+from ..evaluation.intervals import calibration_for_config
 from ..utils.provenance import Provenance, collect_provenance
 from .config_checks import ConfigError
 from .hooks import (
@@ -290,6 +291,7 @@ class BoneAgeTrainer(DefaultTrainer):
                 train_mean_months=training_mean_months(cfg),
                 age_bands=tuple(cfg.BONEAGE.EVAL.AGE_BANDS_MONTHS),
                 bootstrap_samples=cfg.BONEAGE.EVAL.BOOTSTRAP_SAMPLES,
+                interval_calibration=calibration_for_config(cfg),
             )
         ]
         view = cfg.BONEAGE.EVAL.DETECTION_VIEW

@@ -12,6 +12,7 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from ..io.atomic import atomic_open
+from .intervals import apply_calibration, interval_metrics
 from .metrics import boneage_metrics
 
 __all__ = ["BoneAgeEvaluator", "PREDICTIONS_CSV"]
@@ -27,6 +28,12 @@ class BoneAgeEvaluator(DatasetEvaluator):
     from every process, drops duplicates by ``image_id``, writes ``boneage_predictions.csv`` in
     ``output_dir`` and returns ``{"boneage": {...}}`` (see ``boneage_metrics``). Images without a
     label are written to the CSV and left out of the metrics.
+
+    With ``interval_calibration`` (a split-conformal calibration, ``evaluation.intervals``) the
+    CSV gains ``boneage_lo`` / ``boneage_hi`` and the metrics ``interval_coverage`` (percent of
+    true ages inside) and ``interval_mean_width`` (months), overall and per band of the true age;
+    an ordinal head's own interval (``boneage_rank_lo/hi`` in the outputs) is reported the same
+    way as ``rank_interval_*``.
     """
 
     def __init__(
@@ -38,6 +45,7 @@ class BoneAgeEvaluator(DatasetEvaluator):
         train_mean_months: float | None = None,
         age_bands: tuple[float, ...] = (0, 24, 60, 120, 180, 240),
         bootstrap_samples: int = 1000,
+        interval_calibration: dict | None = None,
     ):
         self.dataset_name = dataset_name
         self.output_dir = output_dir
@@ -45,6 +53,7 @@ class BoneAgeEvaluator(DatasetEvaluator):
         self.train_mean_months = train_mean_months
         self.age_bands = tuple(age_bands)
         self.bootstrap_samples = bootstrap_samples
+        self.interval_calibration = interval_calibration
         self._rows: list[dict] = []
 
     def reset(self) -> None:
@@ -63,6 +72,9 @@ class BoneAgeEvaluator(DatasetEvaluator):
                     "boneage_true": None if true is None else float(true),
                     "boneage_pred": float(out["boneage"]),
                     "flags": ";".join(out.get("flags", ())),
+                    **{
+                        k: float(out[k]) for k in ("boneage_rank_lo", "boneage_rank_hi") if k in out
+                    },
                 }
             )
 
@@ -75,12 +87,24 @@ class BoneAgeEvaluator(DatasetEvaluator):
             return None
         return list(itertools.chain(*parts))
 
-    def evaluate(self):
+    def predictions(self) -> list[dict] | None:
+        """The gathered rows, one per image (by ``image_id``), with ``boneage_lo/hi`` under a
+        calibration; None on a non-main process."""
         rows = self._gathered_rows()
-        if not rows:
-            return {}
+        if rows is None:
+            return None
         unique = {r["image_id"]: r for r in rows}  # an image seen twice counts once
         rows = [unique[k] for k in sorted(unique, key=str)]
+        if self.interval_calibration and rows:
+            lo, hi = apply_calibration(self.interval_calibration, [r["boneage_pred"] for r in rows])
+            for r, a, b in zip(rows, lo.tolist(), hi.tolist()):
+                r["boneage_lo"], r["boneage_hi"] = a, b
+        return rows
+
+    def evaluate(self):
+        rows = self.predictions()
+        if not rows:
+            return {}
         if self.output_dir:
             self._write_csv(rows, os.path.join(self.output_dir, PREDICTIONS_CSV))
         labelled = [r for r in rows if r["boneage_true"] is not None]
@@ -99,6 +123,19 @@ class BoneAgeEvaluator(DatasetEvaluator):
             train_mean_months=self.train_mean_months,
             bootstrap_samples=self.bootstrap_samples,
         )
+        for prefix, lo, hi in (
+            ("interval", "boneage_lo", "boneage_hi"),
+            ("rank_interval", "boneage_rank_lo", "boneage_rank_hi"),
+        ):
+            with_interval = [r for r in labelled if lo in r]
+            if with_interval and len(with_interval) == len(labelled):
+                found = interval_metrics(
+                    [r["boneage_true"] for r in labelled],
+                    [r[lo] for r in labelled],
+                    [r[hi] for r in labelled],
+                    age_bands=self.age_bands,
+                )
+                metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
         return OrderedDict(boneage=metrics)
 
     @staticmethod
@@ -111,6 +148,11 @@ class BoneAgeEvaluator(DatasetEvaluator):
             "boneage_pred",
             "abs_error",
             "flags",
+        ]
+        fields += [
+            k
+            for k in ("boneage_lo", "boneage_hi", "boneage_rank_lo", "boneage_rank_hi")
+            if any(k in r for r in rows)
         ]
         with atomic_open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=fields)

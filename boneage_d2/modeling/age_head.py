@@ -23,6 +23,7 @@ from .ordinal import (
     ordinal_probabilities,
     prior_level_logits,
     probabilities_to_months,
+    rank_interval_months,
 )
 
 __all__ = ["AGE_HEAD_REGISTRY", "build_age_head", "OrdinalAgeHead", "RegressionAgeHead", "mlp"]
@@ -120,6 +121,11 @@ class OrdinalAgeHead(nn.Module):
     def predict_months(self, logits: Tensor) -> Tensor:
         probas = ordinal_probabilities(logits, self.formulation)
         return probabilities_to_months(probas, self.rank_width_months)
+
+    def predict_interval(self, logits: Tensor, coverage: float) -> tuple[Tensor, Tensor]:
+        """``(lo, hi)`` months: the central ``coverage`` interval of the rank probabilities."""
+        probas = ordinal_probabilities(logits, self.formulation)
+        return rank_interval_months(probas, self.rank_width_months, coverage)
 
 
 @AGE_HEAD_REGISTRY.register()

@@ -34,6 +34,7 @@ class ALANet(GlobalBoneAgeRegressor):
 
     Training returns ``loss_ord``, ``loss_patch`` (patch training on), ``loss_rpn_cls`` and
     ``loss_rpn_loc`` (RPN on). Inference returns per image ``boneage`` (months) and
+    ``boneage_rank_lo`` / ``boneage_rank_hi`` (the ordinal head's own interval) and
     ``instances``: the top ``NUM_ROIS`` ROI boxes in original-image pixels with ``scores``
     (objectness probability), ``pred_classes`` (0: one class-agnostic ROI category) and, with a
     patch head, ``patch_boneage`` (each ROI's own age estimate, months); and ``flags``:
@@ -159,15 +160,13 @@ class ALANet(GlobalBoneAgeRegressor):
             if self.age_on:
                 losses["loss_ord"] = self.age_head.losses(outputs, ages)
             return losses
-        months = self.age_head.predict_months(outputs) if self.age_on else None
-        return self._inference_results(batched_inputs, images, rois, months)
+        ages = self.age_results(outputs) if self.age_on else None
+        return self._inference_results(batched_inputs, images, rois, ages)
 
-    def _inference_results(self, batched_inputs, images, rois, months) -> list[dict]:
+    def _inference_results(self, batched_inputs, images, rois, ages) -> list[dict]:
         results = []
         for i, x in enumerate(batched_inputs):
-            r: dict = {}
-            if months is not None:
-                r["boneage"] = months[i]
+            r: dict = dict(ages[i]) if ages is not None else {}
             if rois:
                 inst = Instances(images.image_sizes[i])
                 inst.pred_boxes = Boxes(rois[i].proposal_boxes.tensor)

@@ -46,9 +46,11 @@ class GlobalBoneAgeRegressor(nn.Module):
         pixel_std: tuple[float, ...],
         pad_square_size: int = 0,
         pool: str = "avg",
+        interval_coverage: float = 0.9,
     ):
         super().__init__()
         self.pool = pool
+        self.interval_coverage = interval_coverage
         self.pad_square_size = pad_square_size
         self.backbone = backbone
         check_backbone_feature(backbone, in_feature, "BONEAGE.GLOBAL.IN_FEATURE")
@@ -78,6 +80,7 @@ class GlobalBoneAgeRegressor(nn.Module):
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "pad_square_size": square_pad_size(cfg),
             "pool": cfg.BONEAGE.GLOBAL.POOL,
+            "interval_coverage": cfg.BONEAGE.INTERVALS.COVERAGE,
         }
 
     @property
@@ -113,4 +116,15 @@ class GlobalBoneAgeRegressor(nn.Module):
         if self.training:
             targets = boneage_targets(batched_inputs, self.device)
             return {"loss_age": self.age_head.losses(outputs, targets)}
-        return [{"boneage": age} for age in self.age_head.predict_months(outputs)]
+        return self.age_results(outputs)
+
+    def age_results(self, outputs: Tensor) -> list[dict]:
+        """Per image ``boneage`` (months) and, from an ordinal head, ``boneage_rank_lo`` /
+        ``boneage_rank_hi``: the central ``BONEAGE.INTERVALS.COVERAGE`` interval of its rank
+        probabilities (the model's own, uncalibrated)."""
+        results = [{"boneage": age} for age in self.age_head.predict_months(outputs)]
+        if hasattr(self.age_head, "predict_interval"):
+            lo, hi = self.age_head.predict_interval(outputs, self.interval_coverage)
+            for r, a, b in zip(results, lo, hi):
+                r["boneage_rank_lo"], r["boneage_rank_hi"] = a, b
+        return results

@@ -37,6 +37,7 @@ __all__ = [
     "ordinal_probabilities",
     "probabilities_to_months",
     "prior_level_logits",
+    "rank_interval_months",
 ]
 
 FORMULATIONS = ("independent", "coral", "corn")
@@ -95,6 +96,28 @@ def ordinal_probabilities(logits: Tensor, formulation: str = "independent") -> T
 def probabilities_to_months(probas: Tensor, rank_width_months: float) -> Tensor:
     """Expected rank ``sum_k P(rank > k)`` times the rank width: the predicted age in months."""
     return probas.sum(dim=1) * rank_width_months
+
+
+def rank_interval_months(
+    probas: Tensor, rank_width_months: float, coverage: float = 0.9
+) -> tuple[Tensor, Tensor]:
+    """The central ``coverage`` interval of the predicted rank distribution, in months.
+
+    ``P(rank <= k) = 1 - P(rank > k)``; the ends are the smallest ranks whose cumulative
+    probability reaches ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` (the first such rank:
+    the independent formulation's probabilities need not be monotone). The model's own
+    uncertainty, not calibrated: its empirical coverage is reported beside the conformal one.
+    """
+    if not 0.0 < coverage < 1.0:
+        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
+    probas = probas.float()
+    cdf = torch.cat([1.0 - probas, torch.ones_like(probas[:, :1])], dim=1)  # [N, K]
+    alpha = (1.0 - coverage) / 2.0
+
+    def first_rank(level: float) -> Tensor:  # argmax: the first index of the maximum
+        return torch.argmax((cdf >= level).float(), dim=1).float()
+
+    return first_rank(alpha) * rank_width_months, first_rank(1.0 - alpha) * rank_width_months
 
 
 def prior_level_logits(

@@ -306,3 +306,76 @@ def test_no_predictable_input_exits_non_zero(checkpoints, tmp_path, capsys):
     assert _predict("alanet", checkpoints, out, [str(bad), "--sex", "F"]) == 1
     assert "none of the 1 input image(s) could be predicted" in capsys.readouterr().err
     assert _rows(out)[0]["flags"] == "unreadable"  # the table is still written
+
+
+@pytest.mark.slow
+def test_reject_flagged_leaves_the_age_of_a_flagged_film_empty(checkpoints, tmp_path):
+    from boneage_d2.checks.perturb import invert
+    from boneage_d2.phantom import PhantomConfig, sample_phantom
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    film = sample_phantom(PhantomConfig(distractors=False), seed=5, image_id=0).image
+    cv2.imwrite(str(inputs / "clean.png"), film)
+    cv2.imwrite(str(inputs / "negative.png"), invert(film))
+    for reject in (False, True):
+        out = tmp_path / f"reject_{reject}"
+        extra = ["--reject-flagged"] if reject else []
+        assert _predict("alanet", checkpoints, out, [str(inputs), "--sex", "F", *extra]) == 0
+        rows = {Path(r["file"]).stem: r for r in _rows(out)}
+        assert rows["clean"]["flags"] == "" and rows["clean"]["boneage_months"] != ""
+        assert rows["negative"]["flags"] == "inverted_polarity"
+        assert "polarity inverted" in rows["negative"]["flag_reasons"]
+        assert (rows["negative"]["boneage_months"] == "") is reject
+
+
+calibrate = load_tool("calibrate_intervals")
+
+
+@pytest.mark.slow
+def test_calibrated_intervals_reach_predict_and_the_evaluator(phantom, checkpoints, tmp_path):
+    register_boneage_split("predict_phantom_val", phantom / "coco/val.json")
+    weights = tmp_path / "model_final.pth"
+    shutil.copy(checkpoints["alanet"], weights)
+    base = ["--config-file", str(CONFIGS["alanet"]), "--weights", str(weights)]
+    base += ["--dataset", "predict_phantom_val"]
+    with pytest.raises(SystemExit):  # 2 images cannot give a 90 % quantile
+        calibrate.main(base + SMALL["alanet"])
+    assert not (tmp_path / "model_final.intervals.json").exists()  # nothing half-written
+    assert calibrate.main(base + ["--coverage", "0.5", *SMALL["alanet"]]) == 0
+    cal = json.loads((tmp_path / "model_final.intervals.json").read_text())
+    assert cal["n"] == 2 and cal["coverage"] == 0.5 and cal["dataset"] == "predict_phantom_val"
+
+    out = tmp_path / "pred"
+    argv = ["--config-file", str(CONFIGS["alanet"]), "--weights", str(weights)]
+    argv += ["--output-dir", str(out), "--num-workers", "0"]
+    argv += ["--input", str(phantom / "raw/boneage-test-dataset"), "--sex", "M"]
+    with pytest.raises(SystemExit):  # calibrated at 50 %, asked for the default 90 %
+        predict.main(argv + SMALL["alanet"])
+    assert predict.main(argv + SMALL["alanet"] + ["BONEAGE.INTERVALS.COVERAGE", "0.5"]) == 0
+    for row in _rows(out):
+        age, lo, hi = (
+            float(row[k]) for k in ("boneage_months", "boneage_lo_months", "boneage_hi_months")
+        )
+        assert hi - age == pytest.approx(cal["quantile_months"], abs=0.02)
+        assert age - lo == pytest.approx(min(cal["quantile_months"], age), abs=0.02)
+        rank_lo, rank_hi = (
+            float(row["boneage_rank_lo_months"]),
+            float(row["boneage_rank_hi_months"]),
+        )
+        assert rank_lo <= rank_hi
+
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from boneage_d2.engine import BoneAgeTrainer
+
+    opts = SMALL["alanet"] + ["BONEAGE.INTERVALS.COVERAGE", "0.5", "OUTPUT_DIR", str(tmp_path)]
+    opts += ["DATASETS.TRAIN", "('predict_phantom_train',)"]
+    opts += ["DATASETS.TEST", "('predict_phantom_val',)", "MODEL.WEIGHTS", str(weights)]
+    cfg = load_config(str(CONFIGS["alanet"]), opts)
+    model = BoneAgeTrainer.build_model(cfg)
+    DetectionCheckpointer(model).load(str(weights))
+    metrics = BoneAgeTrainer.test(cfg, model)["boneage"]
+    # calibrated on these 2 images at 50 %: the 2nd smallest error, so both are inside
+    assert metrics["interval_coverage"] == 100.0
+    assert metrics["interval_mean_width"] > 0 and "rank_interval_coverage" in metrics

@@ -49,4 +49,5 @@ setup(
         "serve": ["fastapi", "uvicorn", "python-multipart", "pydicom"],
         "export": ["onnx", "onnxruntime"],
     },
+    entry_points={"console_scripts": ["boneage-serve = boneage_d2.serve.cli:cli"]},
 )

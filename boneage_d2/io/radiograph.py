@@ -3,6 +3,7 @@ mapped to uint8 by the intensity pipeline (``intensity.py``), corrupt-file error
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -21,7 +22,10 @@ __all__ = [
     "read_image_size",
     "read_gray_unchanged",
     "read_radiograph",
+    "read_radiograph_bytes",
     "read_raw_radiograph",
+    "read_raw_radiograph_bytes",
+    "sniff_image_format",
 ]
 
 # A PNG ends with an empty IEND chunk whose CRC is fixed: these 8 bytes close every complete file.
@@ -94,12 +98,17 @@ def check_image_complete(path: str | os.PathLike) -> None:
         raise ImageReadError(f"{path}: image file not found") from e
     except OSError as e:
         raise ImageReadError(f"{path}: unreadable image file ({e})") from e
+    _check_trailer(head, tail, size, os.fspath(path))
+
+
+def _check_trailer(head: bytes, tail: bytes, size: int, name: str) -> None:
+    """``check_image_complete``'s test on a file's first bytes and its last ones."""
     if head.startswith(_PNG_SIGNATURE):
         if _PNG_TRAILER not in tail:
-            raise ImageReadError(f"{path}: truncated PNG (no IEND chunk at the end, {size} bytes)")
+            raise ImageReadError(f"{name}: truncated PNG (no IEND chunk at the end, {size} bytes)")
     elif head.startswith(_JPEG_SIGNATURE):
         if _JPEG_TRAILER not in tail:
-            raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker, {size} bytes)")
+            raise ImageReadError(f"{name}: truncated JPEG (no end-of-image marker, {size} bytes)")
 
 
 def is_dicom(path: str | os.PathLike) -> bool:
@@ -114,9 +123,10 @@ def is_dicom(path: str | os.PathLike) -> bool:
         return False
 
 
-def _read_dicom_raw(path: str) -> RawRadiograph:
+def _read_dicom_raw(path: str, source=None) -> RawRadiograph:
     """A DICOM radiograph's first frame at its stored values, with its dataset (for the modality
-    and VOI LUTs) and its photometric interpretation, or ``ImageReadError``."""
+    and VOI LUTs) and its photometric interpretation, or ``ImageReadError``. ``source``: a
+    file object to read instead of the file ``path`` (then only the name in messages)."""
     try:
         import pydicom
     except ImportError as e:
@@ -125,7 +135,7 @@ def _read_dicom_raw(path: str) -> RawRadiograph:
             "(pip install pydicom, or pip install -e '.[dicom]')"
         ) from e
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path if source is None else source)
         pixels = np.asarray(ds.pixel_array)
     except Exception as e:  # pydicom raises many types for bad or unsupported files
         raise ImageReadError(f"{path}: unreadable DICOM ({type(e).__name__}: {e})") from e
@@ -159,14 +169,42 @@ def read_raw_radiograph(path: str | os.PathLike, what: str = "image") -> RawRadi
     if is_dicom(path):
         return _read_dicom_raw(path)
     check_image_complete(path)
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    return _decoded_raw(cv2.imread(path, cv2.IMREAD_UNCHANGED), path, what)
+
+
+def _decoded_raw(img: np.ndarray | None, name: str, what: str) -> RawRadiograph:
+    """OpenCV's decoded PNG/JPEG (None when it failed) -> its gray ``RawRadiograph``."""
     if img is None:
-        raise ImageReadError(f"{path}: unreadable or truncated {what}")
+        raise ImageReadError(f"{name}: unreadable or truncated {what}")
     if img.dtype not in (np.uint8, np.uint16):
-        raise ImageReadError(f"{path}: {img.dtype} pixels; expected an 8- or 16-bit {what}")
+        raise ImageReadError(f"{name}: {img.dtype} pixels; expected an 8- or 16-bit {what}")
     if img.ndim == 3:
         img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY)
     return RawRadiograph(img, _png_bits(img))
+
+
+def sniff_image_format(data: bytes) -> str | None:
+    """``"png"``, ``"jpeg"`` or ``"dicom"`` from a file's first bytes (signature, or the DICOM
+    magic after the preamble), else None."""
+    if data.startswith(_PNG_SIGNATURE):
+        return "png"
+    if data.startswith(_JPEG_SIGNATURE):
+        return "jpeg"
+    if data[_DICOM_MAGIC_OFFSET : _DICOM_MAGIC_OFFSET + 4] == b"DICM":
+        return "dicom"
+    return None
+
+
+def read_raw_radiograph_bytes(data: bytes, name: str, what: str = "image") -> RawRadiograph:
+    """``read_raw_radiograph`` for a file's bytes (an upload); ``name`` (its file name) appears in
+    errors and, by its suffix, marks DICOM as a path does. Same checks, same decoders."""
+    if not data:
+        raise ImageReadError(f"{name}: empty {what} file (0 bytes)")
+    if name.lower().endswith(DICOM_SUFFIXES) or sniff_image_format(data) == "dicom":
+        return _read_dicom_raw(name, io.BytesIO(data))
+    _check_trailer(data[:8], data[-_TRAILER_SEARCH_BYTES:], len(data), name)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    return _decoded_raw(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED), name, what)
 
 
 def read_gray_unchanged(path: str | os.PathLike, what: str = "image") -> np.ndarray:
@@ -185,10 +223,21 @@ def read_radiograph(
     truncated PNG/JPEG is rejected before decoding (``check_image_complete``), because some
     OpenCV builds return the decoded part of a truncated file as if it were whole.
     """
-    raw = read_raw_radiograph(path, "image")
+    return _gray_levels(read_raw_radiograph(path, "image"), os.fspath(path), intensity)
+
+
+def read_radiograph_bytes(
+    data: bytes, name: str, intensity: IntensityPipeline | None = None
+) -> np.ndarray:
+    """``read_radiograph`` for a file's bytes (an upload named ``name``): the same decoders, checks
+    and intensity pipeline, so an upload reaches the model exactly as the file would."""
+    return _gray_levels(read_raw_radiograph_bytes(data, name, "image"), name, intensity)
+
+
+def _gray_levels(raw: RawRadiograph, name: str, intensity: IntensityPipeline | None) -> np.ndarray:
     try:
         return (intensity or IntensityPipeline())(raw)
     except Exception as e:  # pydicom's LUT functions raise many types for bad modules
         raise ImageReadError(
-            f"{os.fspath(path)}: cannot map its values to grey levels ({type(e).__name__}: {e})"
+            f"{name}: cannot map its values to grey levels ({type(e).__name__}: {e})"
         ) from e

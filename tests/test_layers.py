@@ -31,6 +31,7 @@ LAYERS = {
     "engine": 4,
     "benchmark": 5,
     "serve": 5,
+    "export": 5,
 }
 TORCH_FREE = ("version", "schema", "reference", "io", "convert", "checks", "phantom")
 # Same layer, still kept apart: the data pipeline and the models meet only in the engine.

@@ -55,11 +55,14 @@ GLOBAL_POOLS = ("avg", "max", "avgmax")
 
 def _valid_mask(feature: Tensor, image_sizes: list[tuple[int, int]], stride: int) -> Tensor:
     """[N, 1, H, W] 1.0 over each image's valid (unpadded) cells of a stride-``stride`` map."""
-    n, _, h, w = feature.shape
-    mask = feature.new_zeros((n, 1, h, w))
-    for i, (ih, iw) in enumerate(image_sizes):
-        mask[i, :, : max(1, -(-ih // stride)), : max(1, -(-iw // stride))] = 1.0
-    return mask
+    _, _, h, w = feature.shape
+    # Built from comparisons, not by writing into a zero tensor: an exported graph (TorchScript,
+    # ONNX) then computes the same mask for any image size it is given.
+    sizes = torch.stack([torch.as_tensor(s, device=feature.device) for s in image_sizes])
+    cells = torch.clamp(torch.div(sizes + (stride - 1), stride, rounding_mode="floor"), min=1)
+    rows = torch.arange(h, device=feature.device)[None, :] < cells[:, :1]  # [N, H]
+    cols = torch.arange(w, device=feature.device)[None, :] < cells[:, 1:]  # [N, W]
+    return (rows[:, None, :, None] & cols[:, None, None, :]).to(feature.dtype)
 
 
 def masked_global_avg_pool(
@@ -114,7 +117,10 @@ def boneage_targets(batched_inputs: list[dict], device: torch.device) -> Tensor:
 
 
 def male_tensor(batched_inputs: list[dict], device: torch.device) -> Tensor:
-    """[N] float tensor, 1.0 for male, 0.0 for female, from the inputs' ``"male"`` entries."""
+    """[N] float tensor, 1.0 for male, 0.0 for female, from the inputs' ``"male"`` entries (a
+    bool, or a 0-dim tensor: an exported graph's input stays a graph input)."""
+    if all(isinstance(x.get("male"), Tensor) for x in batched_inputs):
+        return torch.stack([x["male"].reshape(()) for x in batched_inputs]).float().to(device)
     values = []
     for i, x in enumerate(batched_inputs):
         if "male" not in x or x["male"] is None:

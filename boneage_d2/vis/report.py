@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +19,7 @@ __all__ = [
     "read_predictions",
     "plot_pred_vs_true",
     "plot_mae_by_band_and_sex",
+    "plot_stress",
     "results_table",
     "subgroup_table",
 ]
@@ -139,3 +140,37 @@ def subgroup_table(rows: Mapping[str, Mapping[str, float]]) -> str:
     lines.append(row("mean predictor (training mean)", first, "mean_predictor_"))
     lines += [row(name, m, "") for name, m in rows.items()]
     return "\n".join(lines) + "\n"
+
+
+def plot_stress(rows: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> None:
+    """Bar chart of the stress test: MAE with its 95 % interval per perturbation (the clean
+    MAE as a line), and the share of films flagged beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["perturbation"] for r in rows]
+    mae = np.array([r["mae"] for r in rows])
+    lo = np.array([r["mae_ci95"][0] for r in rows])
+    hi = np.array([r["mae_ci95"][1] for r in rows])
+    flag = np.array([r["flag_rate"] for r in rows])
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 0.35 * len(rows) + 1.5), sharey=True)
+    y = np.arange(len(rows))
+    err = np.vstack([np.nan_to_num(mae - lo), np.nan_to_num(hi - mae)])
+    ax.barh(y, mae, xerr=err, color="#4c72b0", capsize=2)
+    clean = next((r["mae"] for r in rows if r["perturbation"] == "clean"), None)
+    if clean is not None:
+        ax.axvline(clean, color="k", lw=0.8, ls="--", label="clean")
+        ax.legend(loc="lower right")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("MAE (months), 95 % CI")
+    ax2.barh(y, flag, color="#dd8452")
+    ax2.set_xlim(0, 100)
+    ax2.set_xlabel("films flagged (%)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -379,3 +379,20 @@ def test_calibrated_intervals_reach_predict_and_the_evaluator(phantom, checkpoin
     # calibrated on these 2 images at 50 %: the 2nd smallest error, so both are inside
     assert metrics["interval_coverage"] == 100.0
     assert metrics["interval_mean_width"] > 0 and "rank_interval_coverage" in metrics
+
+
+stress = load_tool("stress_test")
+
+
+@pytest.mark.slow
+def test_stress_test_writes_its_table_and_plot(checkpoints, tmp_path):
+    out = tmp_path / "stress"
+    argv = ["--config-file", str(CONFIGS["alanet"]), "--weights", str(checkpoints["alanet"])]
+    argv += ["--dataset", "predict_phantom_train", "--max-images", "3", "--output-dir", str(out)]
+    assert stress.main(argv + SMALL["alanet"]) == 0
+    rows = {r["perturbation"]: r for r in json.loads((out / "stress.json").read_text())["rows"]}
+    assert len(rows) == 15 and all(r["n"] == 3 for r in rows.values())
+    assert rows["clean"]["delta_mae"] == 0.0 and rows["clean"]["mean_shift"] == 0.0
+    assert rows["inverted"]["flag_rate"] == 100.0  # the input checks flag every negative film
+    assert "| rotate +30 | 3 |" in (out / "stress.md").read_text()
+    assert cv2.imread(str(out / "stress.png")).shape[1] > 500

@@ -68,3 +68,18 @@ def test_handseg_says_why_it_does_not_export(tmp_path, capsys):
     assert export_tool.main(argv) == 2
     assert "data-dependent number of hands" in capsys.readouterr().err
     assert not (tmp_path / "export" / "model.ts").exists()
+
+
+@pytest.mark.slow
+def test_deploy_benchmark_runs_and_reports_ratios(tmp_path):
+    pytest.importorskip("onnxruntime")
+    bench = load_tool("benchmark_deploy")
+    out = tmp_path / "deploy.json"
+    assert bench.main(["--quick", "--output", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["meta_architecture"] for r in res["exported"]] == ["ALANet", "GlobalBoneAgeRegressor"]
+    for r in res["exported"]:
+        assert set(r["ratio_to_reference"]) == {"eager", "torchscript", "onnxruntime"}
+        assert all(v > 0 for v in r["median_s"].values())
+    assert [r["clients"] for r in res["service"]] == [1, 4]
+    assert all(r["requests_per_s"] > 0 and r["p95_ms"] >= r["p50_ms"] for r in res["service"])

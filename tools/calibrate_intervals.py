@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.weights).is_file():
         p.error(f"--weights {args.weights}: file not found")
 
+    import torch
     from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.evaluation import inference_on_dataset
+    from tqdm import tqdm
 
     import boneage_d2  # noqa: F401  (registers architectures and datasets)
     from boneage_d2.engine import BoneAgeTrainer, ConfigError, load_config, validate_config
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluator = BoneAgeEvaluator(args.dataset, distributed=False)
     loader = BoneAgeTrainer.build_test_loader(cfg, args.dataset)
     evaluator.reset()
-    inference_on_dataset(model, loader, evaluator)
+    with torch.inference_mode():
+        for inputs in tqdm(loader, desc=f"predicting {args.dataset}", unit="batch"):
+            evaluator.process(inputs, model(inputs))
     rows = [r for r in evaluator.predictions() or [] if r["boneage_true"] is not None]
     if not rows:
         p.error(f"{args.dataset}: no labelled images to calibrate on")

@@ -33,6 +33,9 @@ OverlayField = Annotated[
     bool, Form(description="add overlay_png_base64: the prediction drawn over the radiograph")
 ]
 FileField = Annotated[UploadFile, File(description="one PNG, JPEG (8/16-bit) or DICOM file")]
+RejectField = Annotated[
+    bool, Form(description="no age for a film flagged as not a readable hand film (flags say why)")
+]
 AgeField = Annotated[
     float | None,
     Form(ge=0, description="chronological age in months: adds the delay and bone-age SDS"),
@@ -89,15 +92,13 @@ def create_app(
 
     sd_table = SDTable.load()
 
-    async def predict(
-        name: str | None, file: UploadFile, sex: str, overlay: bool, age: float | None
-    ) -> dict:
+    async def predict(name: str | None, file: UploadFile, sex: str, **options) -> dict:
         model, male = lookup(name), _parse_sex(sex)
         data = await file.read()
         filename = file.filename or "upload"
         try:
             return await run_in_threadpool(
-                predict_upload, model, data, filename, male, overlay, age, sd_table
+                lambda: predict_upload(model, data, filename, male, sd_table=sd_table, **options)
             )
         except UndecodableImage as e:
             raise HTTPException(422 if e.recognised else 415, str(e)) from e
@@ -117,8 +118,11 @@ def create_app(
         model: Annotated[str | None, Form(description=f"model name [{default}]")] = None,
         overlay: OverlayField = False,
         age_months: AgeField = None,
+        reject_flagged: RejectField = False,
     ) -> dict:
-        return await predict(model, file, sex, overlay, age_months)
+        return await predict(
+            model, file, sex, overlay=overlay, age_months=age_months, reject_flagged=reject_flagged
+        )
 
     @app.post("/models/{name}/predict", summary="bone age of one radiograph with model `name`")
     async def predict_named(
@@ -127,7 +131,10 @@ def create_app(
         sex: SexField,
         overlay: OverlayField = False,
         age_months: AgeField = None,
+        reject_flagged: RejectField = False,
     ) -> dict:
-        return await predict(name, file, sex, overlay, age_months)
+        return await predict(
+            name, file, sex, overlay=overlay, age_months=age_months, reject_flagged=reject_flagged
+        )
 
     return app

@@ -41,13 +41,15 @@ def predict_upload(
     overlay: bool = False,
     age_months: float | None = None,
     sd_table=None,
+    reject_flagged: bool = False,
 ) -> dict:
     """The JSON answer for one uploaded file (blocking: run it in a worker thread).
 
     Decoding and pre-processing run outside the model's lock, the forward pass inside it, so
     concurrent requests never share a model call and each gets the output of its own input.
     ``UndecodableImage`` for bytes the readers reject (the decoder's reason in its message).
-    With ``age_months`` (chronological) and ``sd_table`` the answer has the delay and SDS.
+    With ``age_months`` (chronological) and ``sd_table`` the answer has the delay and SDS;
+    ``reject_flagged``: no ages for a film flagged as not a readable hand film.
     """
     t0 = time.perf_counter()
     predictor = model.predictor
@@ -61,7 +63,9 @@ def predict_upload(
         t2 = time.perf_counter()
         output = predictor.predict_batch([inp])[0]
     t3 = time.perf_counter()
-    record = prediction_record(inp, output, age_months=age_months, sd_table=sd_table)
+    record = prediction_record(
+        inp, output, reject_flagged, age_months=age_months, sd_table=sd_table
+    )
     answer = {"model": model.name, **record}
     if overlay:
         answer["overlay_png_base64"] = _overlay_png(gray, output, male)

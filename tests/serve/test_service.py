@@ -166,6 +166,19 @@ def test_age_adds_delay_and_sds(client):
     assert "boneage_sds" not in _post(client, png_bytes(hand(2)), "a.png").json()
 
 
+def test_reject_flagged_leaves_the_age_of_a_negative_film_empty(client):
+    from boneage_d2.phantom import PhantomConfig, sample_phantom
+
+    film = sample_phantom(PhantomConfig(distractors=False), seed=5, image_id=0).image
+    negative = png_bytes(255 - film)
+    kept = _post(client, negative, "neg.png", "M").json()
+    assert kept["flags"] == ["inverted_polarity"] and kept["boneage_months"] is not None
+    rejected = _post(client, negative, "neg.png", "M", reject_flagged="true").json()
+    assert rejected["flags"] == kept["flags"] and rejected["boneage_months"] is None
+    clean = _post(client, png_bytes(film), "a.png", "M", reject_flagged="true").json()
+    assert clean["flags"] == [] and clean["boneage_months"] is not None
+
+
 def test_concurrent_requests_each_get_their_own_answer(server):
     images = [png_bytes(hand(seed, 180 + 4 * seed, 150)) for seed in range(20)]
     names = [("global", "alanet")[i % 2] for i in range(20)]

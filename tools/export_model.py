@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--weights {args.weights}: file not found")
 
     import boneage_d2  # noqa: F401  (registers the architectures)
-    from boneage_d2.engine import ConfigError, load_config, validate_config
+    from boneage_d2.engine import ConfigError, load_inference_config
     from boneage_d2.engine.predictor import BoneAgePredictor
     from boneage_d2.export import (
         ExportedBoneAgeModel,
@@ -48,10 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from boneage_d2.phantom import PhantomConfig, sample_phantom
 
     try:
-        cfg = load_config(args.config_file, args.opts + ["MODEL.DEVICE", "cpu"])
-        cfg.MODEL.WEIGHTS = args.weights
-        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()
-        validate_config(cfg, training=False)
+        cfg = load_inference_config(
+            args.config_file, args.opts + ["MODEL.DEVICE", "cpu"], args.weights
+        )
     except ConfigError as e:
         p.error(str(e))
     cfg.freeze()

@@ -150,15 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     import boneage_d2  # noqa: F401  (registers the architectures)
-    from boneage_d2.engine import ConfigError, load_config, validate_config
+    from boneage_d2.engine import ConfigError, load_inference_config
     from boneage_d2.engine.predictor import BoneAgePredictor
 
     try:
-        cfg = load_config(args.config_file, args.opts)
-        if args.weights:
-            cfg.MODEL.WEIGHTS = args.weights
-        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()  # prediction reads no registered data
-        validate_config(cfg, training=False)
+        cfg = load_inference_config(args.config_file, args.opts, args.weights)
     except ConfigError as e:
         p.error(str(e))
     if not cfg.MODEL.WEIGHTS:

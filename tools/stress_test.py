@@ -36,17 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     from detectron2.data import DatasetCatalog
 
     import boneage_d2  # noqa: F401  (registers architectures and datasets)
-    from boneage_d2.engine import ConfigError, load_config, validate_config
+    from boneage_d2.engine import ConfigError, load_inference_config
     from boneage_d2.engine.predictor import BoneAgePredictor
     from boneage_d2.engine.stress import stress_markdown, stress_test
     from boneage_d2.io.atomic import atomic_open, atomic_write_json
     from boneage_d2.vis.report import plot_stress
 
     try:
-        cfg = load_config(args.config_file, args.opts)
-        cfg.MODEL.WEIGHTS = args.weights
-        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()
-        validate_config(cfg, training=False)
+        cfg = load_inference_config(args.config_file, args.opts, args.weights)
     except ConfigError as e:
         p.error(str(e))
     if args.dataset not in DatasetCatalog.list():

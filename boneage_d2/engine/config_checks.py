@@ -17,7 +17,7 @@ from detectron2.utils import comm
 from ..config import add_boneage_config
 from ..data.bad_images import ON_BAD_IMAGE_CHOICES
 
-__all__ = ["ConfigError", "load_config", "validate_config"]
+__all__ = ["ConfigError", "load_config", "load_inference_config", "validate_config"]
 
 logger = logging.getLogger(__name__)
 _DOWNLOAD_PREFIXES = ("detectron2://", "http://", "https://", "catalog://")
@@ -74,6 +74,20 @@ def load_config(config_file: str | None = None, opts: list[str] | None = None) -
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("MODEL.DEVICE=%s but no GPU is available: using cpu", cfg.MODEL.DEVICE)
         cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def load_inference_config(
+    config_file: str | None, opts: list[str] | None = None, weights: str | None = None
+) -> CfgNode:
+    """``load_config`` for inference: ``weights`` (when given) as ``MODEL.WEIGHTS``, no
+    registered datasets (prediction reads files, not a catalog), then
+    ``validate_config(training=False)``; not frozen, so a caller may still set keys."""
+    cfg = load_config(config_file, opts)
+    if weights:
+        cfg.MODEL.WEIGHTS = weights
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()
+    validate_config(cfg, training=False)
     return cfg
 
 

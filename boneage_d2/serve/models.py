@@ -71,15 +71,11 @@ class ServedModel:
 
 def _load(spec: ModelSpec) -> ServedModel:
     import boneage_d2  # noqa: F401  (registers the architectures)
-    from boneage_d2.engine import ConfigError, load_config, validate_config
+    from boneage_d2.engine import ConfigError, load_inference_config
     from boneage_d2.engine.predictor import BoneAgePredictor
 
     where = f"--model {spec.name}"
-    cfg = load_config(spec.config_file, list(spec.opts))
-    if spec.weights:
-        cfg.MODEL.WEIGHTS = spec.weights
-    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()  # serving reads no registered data
-    validate_config(cfg, training=False)
+    cfg = load_inference_config(spec.config_file, list(spec.opts), spec.weights)
     if not cfg.MODEL.WEIGHTS:
         raise ConfigError(f"{where}: no weights (NAME=CONFIG_YAML:WEIGHTS, a model_final.pth)")
     if "://" not in cfg.MODEL.WEIGHTS and not Path(cfg.MODEL.WEIGHTS).is_file():

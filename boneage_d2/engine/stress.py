@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..checks import perturb as P
+from ..evaluation.metrics import boneage_metrics
 from ..io.radiograph import read_radiograph
 
 __all__ = ["STRESS_PERTURBATIONS", "stress_markdown", "stress_test"]
@@ -38,14 +39,6 @@ STRESS_PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _ci(err: np.ndarray, samples: int, seed: int = 0) -> tuple[float, float]:
-    if len(err) < 2 or samples < 1:
-        return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, len(err), (samples, len(err)))
-    lo, hi = np.percentile(err[idx].mean(axis=1), [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 def stress_test(
     predictor,
     records: Sequence[dict],
@@ -62,6 +55,8 @@ def stress_test(
         raise ValueError("the stress test needs films with a bone-age label")
     films = [read_radiograph(r["file_name"], predictor.intensity) for r in labelled]
     truth = np.array([float(r["boneage"]) for r in labelled])
+    males = [bool(r["male"]) for r in labelled]
+    samples = bootstrap_samples if len(labelled) >= 2 else 0  # no interval from one film
     preds: dict[str, np.ndarray] = {}
     flagged: dict[str, np.ndarray] = {}
     for name, fn in tqdm(perturbations.items(), desc="stress test", unit="perturbation"):
@@ -77,14 +72,17 @@ def stress_test(
     clean_mae = float(np.abs(clean - truth).mean())
     rows = []
     for name, p in preds.items():
-        err = np.abs(p - truth)
+        m = boneage_metrics(truth, p, males, age_bands=(), bootstrap_samples=samples)
         rows.append(
             {
                 "perturbation": name,
                 "n": len(p),
-                "mae": float(err.mean()),
-                "mae_ci95": _ci(err, bootstrap_samples),
-                "delta_mae": float(err.mean()) - clean_mae,
+                "mae": m["MAE"],
+                "mae_ci95": (
+                    m.get("MAE_CI95_lo", float("nan")),
+                    m.get("MAE_CI95_hi", float("nan")),
+                ),
+                "delta_mae": m["MAE"] - clean_mae,
                 "mean_shift": float((p - clean).mean()),
                 "flag_rate": float(100.0 * flagged[name].mean()),
             }

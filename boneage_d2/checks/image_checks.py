@@ -52,7 +52,6 @@ class HandEvidence:
         solidity: the largest hand's area over its convex hull's (a hand with fingers < 1).
         second_hand_ratio: the second largest hand's area over the largest's (0 when one).
         sides_touched: how many image sides the largest hand touches over a stretch.
-        second_sides_touched: the same for the second largest hand (0 when one).
         axis_angle_deg: angle between the largest hand's principal axis and the vertical
             (fingers up or down), in [0, 90].
         elongation: ratio of the principal axes' standard deviations (>= 1; ~1: no axis).
@@ -65,7 +64,6 @@ class HandEvidence:
     solidity: float
     second_hand_ratio: float
     sides_touched: int
-    second_sides_touched: int
     axis_angle_deg: float
     elongation: float
 
@@ -128,7 +126,7 @@ def hand_evidence(
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     areas = sorted(((int(stats[i, cv2.CC_STAT_AREA]), i) for i in range(1, n)), reverse=True)
     if not areas:
-        return HandEvidence(border_level, centre_level, median_level, 0.0, 0.0, 0.0, 0, 0, 0.0, 1.0)
+        return HandEvidence(border_level, centre_level, median_level, 0.0, 0.0, 0.0, 0, 0.0, 1.0)
     area, label = areas[0]
     hand = labels == label
     contours, _ = cv2.findContours(hand.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -142,9 +140,6 @@ def hand_evidence(
         solidity=min(1.0, area / max(hull, 1.0)),
         second_hand_ratio=areas[1][0] / area if len(areas) > 1 else 0.0,
         sides_touched=_sides_touched(hand, border_share),
-        second_sides_touched=(
-            _sides_touched(labels == areas[1][1], border_share) if len(areas) > 1 else 0
-        ),
         axis_angle_deg=angle,
         elongation=elongation,
     )

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from ..convert.hand_masks import derive_hand_mask
+
 __all__ = [
     "BAD_INPUTS",
     "chest_like",
@@ -97,8 +99,6 @@ def crop_through_hand(gray: np.ndarray, hand: np.ndarray | None = None) -> np.nd
     """
     h, w = gray.shape
     if hand is None:
-        from ..convert.hand_masks import derive_hand_mask
-
         hand = derive_hand_mask(gray)
     if hand.any():
         ys, xs = np.nonzero(hand)

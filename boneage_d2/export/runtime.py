@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from detectron2.data import transforms as T
+from detectron2.structures import Boxes
 
 from ..checks import ImageChecks
 from ..data.mapper import radiograph_to_tensor
@@ -61,14 +62,13 @@ class ExportedBoneAgeModel:
         image, _ = radiograph_to_tensor(gray, self.aug)
         raw = self.run_graph(image, male)
         out: dict = {k: float(v) for k, v in raw.items() if np.ndim(v) == 0}
-        if "boxes" in raw:
+        if "boxes" in raw:  # to film pixels the way detector_postprocess does it
             h, w = gray.shape
-            sy, sx = h / image.shape[1], w / image.shape[2]
-            boxes = raw["boxes"] * np.array([sx, sy, sx, sy], dtype=np.float32)
-            boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
-            boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # as the predictor
-            out["boxes"] = boxes[keep]
+            boxes = Boxes(torch.from_numpy(np.asarray(raw["boxes"])))
+            boxes.scale(w / image.shape[2], h / image.shape[1])
+            boxes.clip((h, w))
+            keep = boxes.nonempty().numpy()
+            out["boxes"] = boxes.tensor.numpy()[keep]
             out["scores"] = raw["scores"][keep]
             if "patch_boneage" in raw:
                 out["patch_boneage"] = raw["patch_boneage"][keep]

@@ -127,8 +127,7 @@ class BoneAgeEvaluator(DatasetEvaluator):
             ("interval", "boneage_lo", "boneage_hi"),
             ("rank_interval", "boneage_rank_lo", "boneage_rank_hi"),
         ):
-            with_interval = [r for r in labelled if lo in r]
-            if with_interval and len(with_interval) == len(labelled):
+            if labelled and all(lo in r for r in labelled):
                 found = interval_metrics(
                     [r["boneage_true"] for r in labelled],
                     [r[lo] for r in labelled],

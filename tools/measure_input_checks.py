@@ -23,7 +23,6 @@ def example_sheet(first_films: dict, checks):
     """One row per source: its first film and each bad input made from it, captioned with the
     case and the flags raised (RGB)."""
     import cv2
-    import numpy as np
 
     from boneage_d2.checks.perturb import BAD_INPUTS
     from boneage_d2.vis import contact_sheet
@@ -32,10 +31,8 @@ def example_sheet(first_films: dict, checks):
     for source, film in first_films.items():
         cases = {"clean": film, **{c: make(film) for c, (make, _) in BAD_INPUTS.items()}}
         for case, gray in cases.items():
-            cell = cv2.cvtColor(cv2.resize(gray, (240, round(240 * gray.shape[0] / gray.shape[1]))
-                                           if gray.shape[1] > gray.shape[0] else
-                                           (round(240 * gray.shape[1] / gray.shape[0]), 240)),
-                                cv2.COLOR_GRAY2RGB)  # fmt: skip
+            scale = 240 / max(gray.shape)  # long side 240 px: the captions' scale
+            cell = cv2.cvtColor(cv2.resize(gray, None, fx=scale, fy=scale), cv2.COLOR_GRAY2RGB)
             lines = [f"{source}: {case}", *(checks.flags(gray) or ["no flag"])]
             for k, line in enumerate(lines):
                 y = 14 + 14 * k
@@ -43,7 +40,7 @@ def example_sheet(first_films: dict, checks):
                 colour = (255, 255, 0) if k == 0 else (255, 80, 80)
                 cv2.putText(cell, line, (3, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
             cells.append(cell)
-    return np.asarray(contact_sheet(cells, cols=len(BAD_INPUTS) + 1, cell_px=240))
+    return contact_sheet(cells, cols=len(BAD_INPUTS) + 1, cell_px=240)
 
 
 def main(argv: list[str] | None = None) -> int:

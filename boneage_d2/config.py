@@ -242,6 +242,8 @@ def add_residual_attention_config(cfg: CN) -> None:
     r.TRUNK_UNITS = 2  # t: trunk branch units (Wang et al., paper A: two)
     r.MASK_UNITS = 1  # r: units between poolings in the soft-mask branch (Wang)
     r.NORM = "GN"  # "GN" (from scratch, small batches of crops), "BN" or ""
+    # Identity residual units start as the identity (last conv zeroed, Goyal et al. 2017).
+    r.ZERO_INIT_RESIDUAL = False
     r.OUT_FEATURES = ["stage4"]  # outputs when used as MODEL.BACKBONE
 
 

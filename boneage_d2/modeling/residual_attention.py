@@ -230,6 +230,7 @@ class ResidualAttentionNetwork(Backbone):
         trunk_units: int = 2,
         mask_units: int = 1,
         norm: str = "GN",
+        zero_init_residual: bool = False,
         out_features: tuple[str, ...] = ("stage4",),
     ):
         super().__init__()
@@ -284,14 +285,18 @@ class ResidualAttentionNetwork(Backbone):
         self._out_features = list(out_features)
         self._out_feature_channels = dict(zip(STAGE_NAMES, channels))
         self._out_feature_strides = dict(zip(STAGE_NAMES, STAGE_STRIDES))
-        self._init_weights()
+        self._init_weights(zero_init_residual)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_residual: bool) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        if zero_init_residual:  # identity units start as the identity (Goyal et al. 2017)
+            for m in self.modules():
+                if isinstance(m, PreActResidualUnit) and m.shortcut is None:
+                    nn.init.zeros_(m.conv3.weight)
 
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec | None = None) -> dict:
@@ -308,6 +313,7 @@ class ResidualAttentionNetwork(Backbone):
             "trunk_units": c.TRUNK_UNITS,
             "mask_units": c.MASK_UNITS,
             "norm": c.NORM,
+            "zero_init_residual": c.ZERO_INIT_RESIDUAL,
             "out_features": tuple(c.OUT_FEATURES),
         }
 

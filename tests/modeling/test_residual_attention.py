@@ -92,6 +92,21 @@ def test_gradients_reach_the_stem_through_the_attention():
     assert net.attention["Att1"].mask.head[-1].weight.grad.abs().sum() > 0
 
 
+def test_zero_init_residual_starts_identity_units_as_the_identity():
+    torch.manual_seed(0)
+    net = ResidualAttentionNetwork(**TINY, norm="BN", zero_init_residual=True).train()
+    x = torch.randn(2, 8, 10, 10)
+    unit = net.attention["Att1"].trunk[0]
+    assert torch.equal(unit(x), x)
+    assert net.transitions[1].conv3.weight.abs().sum() > 0  # a projection unit keeps its init
+    assert not torch.equal(ResidualAttentionNetwork(**TINY).attention["Att1"].trunk[0](x), x)
+    net(torch.randn(2, 3, 48, 40))["stage4"].mean().backward()  # still learns everywhere
+    assert net.stem[0].weight.grad.abs().sum() > 0 and unit.conv3.weight.grad.abs().sum() > 0
+    cfg = add_boneage_config(get_cfg())
+    cfg.BONEAGE.RAN.ZERO_INIT_RESIDUAL = True
+    assert ResidualAttentionNetwork.from_config(cfg)["zero_init_residual"] is True
+
+
 def test_norm_choices():
     assert isinstance(ran_norm("GN", 24), torch.nn.GroupNorm)
     assert ran_norm("GN", 24).num_groups == 4  # 24 is not a multiple of 32; >= 2 channels/group

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -423,3 +424,31 @@ def test_train_net_trains_and_evaluates_hands_and_ages(masked_dataset, tmp_path)
     results = train_net.main(args)
     assert results["boneage"]["num_images"] == 6
     assert "AP" in results["segm"] and "AP" in results["bbox"]
+
+
+def test_crop_regressor_ablation_caches_masked_crops_and_reports_both_maes(
+    masked_dataset, tmp_path, capsys
+):
+    ablation = load_tool("crop_regressor_ablation")
+    cache = tmp_path / "inputs.pt"
+    argv = ["--config-file", DEMO, "--cache", str(cache), "--iters", "2", "--batch", "2"]
+    background = ["BONEAGE.HANDSEG.BACKGROUND_VALUE", "77.0"]
+    assert ablation.main([*argv, *_data_opts(masked_dataset), *background]) == 0
+    data = torch.load(cache)
+    crops, whole = data["train"]["crop"], data["train"]["whole"]
+    assert crops.dtype == torch.uint8 and crops.shape == (5, 1, 32, 32)  # image 1002: no hand
+    assert whole.shape == crops.shape and len(data["val"]["age"]) == 5
+    # The elliptic mask gates the crop: its corners are background, more of it than the film's.
+    assert (crops[:, 0, 0, 0] == 77).all() and (crops[:, 0, 16, 16] != 77).all()
+    assert (crops == 77).float().mean() > (whole == 77).float().mean() + 0.1
+    line = capsys.readouterr().out
+    assert re.search(
+        r"ran on crop, 2 iterations of 2: val MAE [\d.]+ months \(mean predictor", line
+    )
+    # Reused from the cache: an unregistered dataset is never read.
+    opts = [*_data_opts(masked_dataset), "DATASETS.TRAIN", "('no_such_split',)"]
+    assert ablation.main([*argv, "--view", "whole", "--optimizer", "boneage", *opts]) == 0
+    assert "ran on whole" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a cache of another crop size is not silently reused
+        ablation.main([*argv, *opts, "BONEAGE.RAN.INPUT_SIZE", "48"])
+    assert "cached crops are 32 px, BONEAGE.RAN.INPUT_SIZE is 48" in capsys.readouterr().err

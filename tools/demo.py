@@ -35,8 +35,7 @@ MODELS = {
     "handseg": ("HandSeg-RAN (R18 demo)", "configs/HandSeg-RAN/R18-phantom-demo.yaml", []),
 }
 # Iterations per model in the main job (``--iters`` overrides): the 15-minute budget on 2 cores.
-# Global and ALA-Net leave the mean predictor within it (docs/learning_speed.md); HandSeg-RAN's
-# crop regressor does not yet, and the report says so.
+# Each model leaves the mean predictor within it (docs/learning_speed.md has the ablations).
 DEMO_ITERS = {"global": 600, "alanet": 250, "handseg": 300}
 NUM_SAMPLES = 4  # validation images drawn in the report
 _ITER_LINE = re.compile(r"eta: (\S+)\s+iter: (\d+)\s+total_loss: (\S+)")

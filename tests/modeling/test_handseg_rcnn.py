@@ -26,7 +26,7 @@ from tests.fixtures import CONFIGS, write_tiny_dataset
 CONFIG_DIR = CONFIGS / "HandSeg-RAN"
 DEMO = str(CONFIG_DIR / "R18-phantom-demo.yaml")
 DETECTOR_LOSSES = {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg", "loss_mask"}
-MODULES = ["Att1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"]
+MODULES = ["Att1", "Att2", "Att3"]  # the demo RAN: one module per stage
 TINY = [
     "BONEAGE.INPUT.LONG_SIDE_TRAIN",
     "64",
@@ -121,7 +121,8 @@ def test_pixels_outside_the_hand_become_background(model, monkeypatch):
 
 
 # ------------------------------------------------------------------ training
-def test_train_returns_detector_losses_and_loss_age(model):
+def test_train_returns_detector_losses_and_loss_age(model, monkeypatch):
+    monkeypatch.setattr(model, "train_all_hands", True)  # the demo config: the largest only
     batch = [
         _input(64, 48, [(5, 5, 30, 60), (32, 40, 48, 64)]),  # two hands
         _input(48, 64, []),  # empty instances

@@ -150,7 +150,8 @@ def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp
         assert np.abs(drawn.astype(int) - original).mean() > 0.5  # something was drawn on it
         if model == "handseg":
             att = cv2.imread(str(out / "attention" / f"{img.stem}.png"))
-            assert att is not None and att.shape[1] == att.shape[0] * 7  # view + 6 modules
+            modules = sum(load_config(str(CONFIGS[model])).BONEAGE.RAN.MODULES_PER_STAGE)
+            assert att is not None and att.shape[1] == att.shape[0] * (1 + modules)  # view + maps
 
 
 @pytest.mark.slow

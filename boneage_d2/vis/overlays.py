@@ -13,6 +13,9 @@ __all__ = ["draw_ground_truth", "draw_prediction", "age_caption"]
 
 ROI_COLOR = (1.0, 0.75, 0.1)
 KEYPOINT_COLOR = (0.2, 1.0, 0.4)
+# Hand masks, best score first: bright colours that stand out on any film. Detectron2's random
+# instance colours include near-black and greys, which vanish on a dark radiograph.
+HAND_COLORS = ((1.0, 0.2, 0.6), (0.1, 0.6, 1.0), (1.0, 0.6, 0.0))
 
 
 def age_caption(boneage_months: float | None, male: bool, prefix: str = "") -> str:
@@ -53,8 +56,12 @@ def draw_prediction(gray: np.ndarray, output: dict, male: bool, scale: float = 1
                 for s, a in zip(inst.scores[keep].tolist(), ages[keep].tolist())
             ]
             if len(keep):
+                colors = [HAND_COLORS[k % len(HAND_COLORS)] for k in range(len(keep))]
                 vis.overlay_instances(
-                    masks=inst.pred_masks[keep].numpy(), boxes=boxes[keep.numpy()], labels=labels
+                    masks=inst.pred_masks[keep].numpy(),
+                    boxes=boxes[keep.numpy()],
+                    labels=labels,
+                    assigned_colors=colors,
                 )
         else:
             ages = inst.patch_boneage.tolist() if inst.has("patch_boneage") else None

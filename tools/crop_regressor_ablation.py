@@ -34,6 +34,7 @@ from tqdm import tqdm
 from boneage_d2.data.mapper import BoneAgeDatasetMapper
 from boneage_d2.engine import build_boneage_optimizer, load_config
 from boneage_d2.modeling.hand_crops import hand_crops, whole_image_crop
+from boneage_d2.modeling.handseg_rcnn import largest_hand
 from boneage_d2.modeling.residual_attention import ResidualAttentionNetwork
 
 NO_AUGMENTATION = [
@@ -58,10 +59,8 @@ def regressor_inputs(cfg, dataset: str) -> dict[str, torch.Tensor]:
         image, hands = d["image"].float(), d["instances"]
         if len(hands) == 0 or d.get("boneage") is None:
             continue
-        k = int(hands.gt_masks.tensor.flatten(1).sum(1).argmax())
-        crop, _ = hand_crops(
-            image, hands.gt_boxes.tensor[k : k + 1], hands.gt_masks.tensor[k : k + 1], None, **args
-        )
+        hand = largest_hand(hands)
+        crop, _ = hand_crops(image, hand.gt_boxes.tensor, hand.gt_masks.tensor, None, **args)
         whole, _ = whole_image_crop(image, **args)
         out["crop"].append(crop[0, :1].round().to(torch.uint8))
         out["whole"].append(whole[:1].round().to(torch.uint8))
@@ -158,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default="outputs/crop_ablation/inputs.pt")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides (KEY VALUE ...)")
     args = p.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     cfg = load_config(args.config_file, [*NO_AUGMENTATION, *args.opts])
     if os.path.isfile(args.cache):
         data = torch.load(args.cache)

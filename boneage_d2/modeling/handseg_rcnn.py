@@ -51,7 +51,19 @@ from .inputs import (
 )
 from .residual_attention import ResidualAttentionNetwork, attention_maps_from_logits
 
-__all__ = ["HandSegBoneAgeRCNN", "NO_HAND_FLAG"]
+__all__ = ["HandSegBoneAgeRCNN", "NO_HAND_FLAG", "largest_hand"]
+
+
+def largest_hand(instances: Instances) -> Instances:
+    """The ground-truth hand of largest mask area (box area for hands without masks), as a
+    one-instance ``Instances``."""
+    areas = (
+        instances.gt_masks.tensor.flatten(1).sum(1)
+        if instances.has("gt_masks")
+        else instances.gt_boxes.area()
+    )
+    return instances[int(areas.argmax())]
+
 
 TRAIN_MASK_SOURCES = ("gt", "predicted")
 MASK_GATINGS = ("hard", "soft")
@@ -275,12 +287,7 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
         """Ground-truth hands that become regressor samples (all, or the largest)."""
         if self.train_all_hands or len(instances) <= 1:
             return instances
-        areas = (
-            instances.gt_masks.tensor.flatten(1).sum(1)
-            if instances.has("gt_masks")
-            else instances.gt_boxes.area()
-        )
-        return instances[int(areas.argmax())]
+        return largest_hand(instances)
 
     def _training_age_loss(self, batched_inputs, gt_instances, features) -> dict[str, Tensor]:
         ages = boneage_targets(batched_inputs, self.device)

@@ -125,6 +125,7 @@ def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp
     assert (
         sheet.shape == (256, 5 * 256, 3) and sheet[:, : 3 * 256].mean() > sheet[:, 3 * 256 :].mean()
     )
+    modules = sum(load_config(str(CONFIGS[model])).BONEAGE.RAN.MODULES_PER_STAGE)
     for row, rec, img in zip(rows, payload["predictions"], images):
         assert row["sex"] == truth_sex[img.stem]
         months = float(row["boneage_months"])
@@ -150,7 +151,6 @@ def test_predict_cli_writes_tables_and_overlays(model, phantom, checkpoints, tmp
         assert np.abs(drawn.astype(int) - original).mean() > 0.5  # something was drawn on it
         if model == "handseg":
             att = cv2.imread(str(out / "attention" / f"{img.stem}.png"))
-            modules = sum(load_config(str(CONFIGS[model])).BONEAGE.RAN.MODULES_PER_STAGE)
             assert att is not None and att.shape[1] == att.shape[0] * (1 + modules)  # view + maps
 
 

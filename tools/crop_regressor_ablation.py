@@ -32,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from boneage_d2.data.mapper import BoneAgeDatasetMapper
-from boneage_d2.engine import build_boneage_optimizer, load_config
+from boneage_d2.engine import ConfigError, build_boneage_optimizer, load_config, validate_config
 from boneage_d2.modeling.hand_crops import hand_crops, whole_image_crop
 from boneage_d2.modeling.handseg_rcnn import largest_hand
 from boneage_d2.modeling.residual_attention import ResidualAttentionNetwork
@@ -59,6 +59,11 @@ def regressor_inputs(cfg, dataset: str) -> dict[str, torch.Tensor]:
         image, hands = d["image"].float(), d["instances"]
         if len(hands) == 0 or d.get("boneage") is None:
             continue
+        if not hands.has("gt_masks"):
+            raise SystemExit(
+                f"error: {dataset}: {record['file_name']}: its hands have no masks (convert with "
+                "--derive-masks, or give a split with segmentations)"
+            )
         hand = largest_hand(hands)
         crop, _ = hand_crops(image, hand.gt_boxes.tensor, hand.gt_masks.tensor, None, **args)
         whole, _ = whole_image_crop(image, **args)
@@ -157,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default="outputs/crop_ablation/inputs.pt")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides (KEY VALUE ...)")
     args = p.parse_args(argv)
-    cfg = load_config(args.config_file, [*NO_AUGMENTATION, *args.opts])
+    try:
+        cfg = load_config(args.config_file, [*NO_AUGMENTATION, *args.opts])
+        if not os.path.isfile(args.cache):  # the splits are read only to build the cache
+            validate_config(cfg, training=True)
+    except ConfigError as e:
+        p.error(str(e))
     if os.path.isfile(args.cache):
         data = torch.load(args.cache)
         cached = data["train"]["crop"].shape[-1]

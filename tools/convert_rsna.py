@@ -5,7 +5,7 @@ One split::
     python tools/convert_rsna.py --labels "Validation Dataset.csv" \\
         --images boneage-validation-dataset --keypoints RSNA_Anatomical_ROIs_Validation.json \\
         --output datasets/rsna/val.json [--masks DIR | --derive-masks] [--roi-size 64] \\
-        [--strict] [--workers N]
+        [--rois DIR] [--strict] [--workers N]
 
 Every split found in a raw layout (train, val, test; see docs/data.md)::
 
@@ -15,6 +15,8 @@ writes ``<output-dir>/{train,val,test}.json`` and, beside each, ``<split>.skippe
 every skipped row with file, row, field and reason. The test split uses ``Bone age ground
 truth.xlsx`` (or its CSV re-save) when present, else ``boneage-test-dataset.csv`` (ages null).
 Masks come from ``<root>/masks`` when that folder exists, unless ``--derive-masks`` is given.
+``--rois DIR`` (either form) adds hand-drawn ROI boxes, one Pascal VOC ``<id>.xml`` per film; they
+replace a film's keypoint-derived boxes (docs/data.md, "Hand-drawn ROI boxes").
 
 Exit status: 0 on success, 1 with a one-line ``error: ...`` on a strict-mode failure, a
 missing input, an output that cannot be written, or a split that gives no image (no
@@ -31,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boneage_d2.io.image_header import DEFAULT_MAX_PIXELS
 from boneage_d2.utils.argtypes import int_at_least, number_above
 
 if TYPE_CHECKING:
@@ -72,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=number_above(0, inclusive=False),
         default=512,
         help="reference long side for --roi-size (default 512)",
+    )
+    p.add_argument(
+        "--rois",
+        help="folder of <id>.xml hand-drawn ROI boxes (Pascal VOC; DIP/PIP/MCP/Radius/Ulna/Wrist)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int_at_least(1, "a pixel count"),
+        default=DEFAULT_MAX_PIXELS,
+        help="skip (report) an image whose header declares more pixels "
+        f"(default {DEFAULT_MAX_PIXELS:,})",
     )
     p.add_argument("--strict", action="store_true", help="fail on the first bad row")
     p.add_argument(
@@ -116,6 +130,8 @@ def _root_jobs(args: argparse.Namespace) -> list[dict]:
 
     root = Path(args.rsna_root)
     _check_input(root, "RSNA root folder", folder=True)
+    if args.rois is not None:
+        _check_input(args.rois, "ROI folder", folder=True)
     splits = find_raw_splits(root)
     if not splits:
         raise FileNotFoundError(
@@ -139,6 +155,7 @@ def _root_jobs(args: argparse.Namespace) -> list[dict]:
                 "mask_dir": mask_dir,
                 "split_name": s.name,
                 "require_age": s.require_age,
+                "rois": args.rois,
             }
         )
     _check_writable(Path(args.output_dir), f"--output-dir {args.output_dir}")
@@ -151,7 +168,8 @@ def _single_split_job(args: argparse.Namespace) -> dict:
     for path, what in ((args.labels, "label file"), (args.keypoints, "keypoint file")):
         if path is not None:
             _check_input(path, what)
-    for path, what in ((args.images, "image folder"), (args.masks, "mask folder")):
+    folders = (args.images, "image folder"), (args.masks, "mask folder"), (args.rois, "ROI folder")
+    for path, what in folders:
         if path is not None:
             _check_input(path, what, folder=True)
     output = Path(args.output)
@@ -165,6 +183,7 @@ def _single_split_job(args: argparse.Namespace) -> dict:
         "keypoints": args.keypoints,
         "mask_dir": args.masks,
         "split_name": args.split,
+        "rois": args.rois,
         "allow_empty": False,
     }
 
@@ -225,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 derive_masks=args.derive_masks,
                 roi_size_px=args.roi_size,
                 roi_reference_long_side=args.roi_reference,
+                max_pixels=args.max_pixels,
                 strict=args.strict,
                 workers=args.workers,
                 progress=not args.quiet,

@@ -6,8 +6,11 @@
 Writes ``model.ts`` (traced through Detectron2's ``TracingAdapter``), ``model.onnx`` (opset 17,
 dynamic image size) and ``export.json`` (inputs, outputs, what each format gave, provenance and
 the parity measured here). Parity: the exported graphs and ``BoneAgePredictor`` on ``--check``
-phantom films (or ``--check-files``); the run fails when the age differs by more than
-``--age-tol`` months or an ROI box by more than ``--box-tol`` px. HandSeg-RAN does not export
+phantom films (or ``--check-files``); ALA-Net's ROIs are matched as sets, then their order is
+compared. The run fails when the age differs by more than ``--age-tol`` months, a matched ROI
+box by more than ``--box-tol`` px, the ROI counts differ, or the two order the ROIs differently.
+``export.json`` also says what a consumer of the graph must do to a film first
+(``preprocessing``: the intensity pipeline and the resize). HandSeg-RAN does not export
 (docs/export.md says why). Trailing ``KEY VALUE`` pairs override the config.
 """
 
@@ -17,6 +20,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+
+def preprocessing(cfg) -> dict:
+    """What a consumer of the graph must do to a film before ``image``: the config's intensity
+    pipeline (docs/inputs.md) and test resize (docs/export.md)."""
+    n = cfg.BONEAGE.INPUT.INTENSITY
+    intensity = {"name": n.NAME, "dicom_window_index": int(n.DICOM_WINDOW_INDEX)}
+    if n.NAME == "percentiles":
+        intensity.update(low_pct=float(n.LOW_PCT), high_pct=float(n.HIGH_PCT))
+    return {
+        "intensity": intensity,
+        "resize_long_side": int(cfg.BONEAGE.INPUT.LONG_SIDE_TEST),
+        "resize_interpolation": "bilinear, sizes rounded to whole pixels",
+        "grey_to_channels": "the uint8 grey film repeated into 3 channels, as float32 0-255",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     cfg.freeze()
     predictor = BoneAgePredictor(cfg)
-    films = [read_radiograph(f, predictor.intensity) for f in args.check_files]
+    films = [
+        read_radiograph(f, predictor.intensity, predictor.max_pixels) for f in args.check_files
+    ]
     films += [sample_phantom(PhantomConfig(), seed=7, image_id=i).image for i in range(args.check)]
     if not films:
         p.error("nothing to check parity on: --check N or --check-files")
@@ -78,10 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             ExportedBoneAgeModel(out / name, cfg), predictor, films, males
         )
         ok = worst["age_months"] <= args.age_tol and worst["box_px"] <= args.box_tol
+        ok &= worst["roi_count_differs"] == 0 and worst["rois_out_of_order"] == 0
         failed |= not ok
         info["parity"][fmt] = {**worst, "films": len(films), "ok": ok}
         print(f"{fmt}: {out / name}  parity on {len(films)} films: {json.dumps(worst)}"
               + ("" if ok else "  OVER TOLERANCE"))  # fmt: skip
+    info["preprocessing"] = preprocessing(cfg)
     atomic_write_json(out / "export.json", info, indent=1)
     return 1 if failed else 0
 

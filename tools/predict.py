@@ -22,7 +22,10 @@ RSNA CSVs work as they are) and a ``sex`` (M/F) or
 - ``overlays/contact_sheet.jpg`` (``--contact-sheet N``): the first N overlays on one page;
 - ``attention/<name>.png`` (``--attention``, Model A): the attention maps over the hand crop.
 
-Trailing ``KEY VALUE`` pairs override the config, as in ``train_net.py``.
+``--ensemble CONFIG WEIGHTS`` (repeatable) adds models: each film's age is the mean of every
+model's (each reading the file through its own config), ``member_ages_months`` lists them, and
+the overlays are the first model's. Trailing ``KEY VALUE`` pairs override the config (every
+model's), as in ``train_net.py``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def draw_outputs(inp: dict, output: dict, name: str, out_dir: Path, args) -> np.
     from boneage_d2.vis.attention import draw_attention_maps
     from boneage_d2.vis.overlays import draw_prediction
 
-    gray = read_radiograph(inp["file_name"])
+    gray = read_radiograph(inp["file_name"], max_pixels=args.max_pixels)
     rgb = None
     if args.overlays:
         rgb = draw_prediction(gray, output, inp["male"])
@@ -116,6 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no age for an image flagged as not a readable hand film (its flags say why)",
     )
+    p.add_argument(
+        "--ensemble",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("CONFIG", "WEIGHTS"),
+        help="another model whose age is averaged with the first's (repeatable)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        help="refuse (flag unreadable) a file whose header declares more pixels "
+        "[BONEAGE.INPUT.MAX_PIXELS of the config, 40 million by default]",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-workers", type=int, default=2, help="image-reading processes")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
@@ -127,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.num_workers < 0 or args.contact_sheet < 0:
         p.error("--batch-size must be >= 1, --num-workers and --contact-sheet >= 0")
+    if args.max_pixels is not None:
+        if args.max_pixels < 1:
+            p.error(f"--max-pixels {args.max_pixels}: must be >= 1")
+        args.opts = args.opts + ["BONEAGE.INPUT.MAX_PIXELS", str(args.max_pixels)]
     if args.contact_sheet and not args.overlays:
         p.error("--contact-sheet needs --overlays")
     try:
@@ -151,15 +172,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import boneage_d2  # noqa: F401  (registers the architectures)
     from boneage_d2.engine import ConfigError, load_inference_config
-    from boneage_d2.engine.predictor import BoneAgePredictor
+    from boneage_d2.engine.predictor import BoneAgeEnsemble, BoneAgePredictor
 
     try:
         cfg = load_inference_config(args.config_file, args.opts, args.weights)
+        members = [load_inference_config(c, args.opts, w) for c, w in args.ensemble]
     except ConfigError as e:
         p.error(str(e))
     if not cfg.MODEL.WEIGHTS:
         p.error("no weights: pass --weights (a model_final.pth from train_net.py)")
     cfg.freeze()
+    args.max_pixels = int(cfg.BONEAGE.INPUT.MAX_PIXELS)  # the overlays read the files again
 
     out_dir = Path(args.output_dir)
     for sub, wanted in (("overlays", args.overlays), ("attention", args.attention)):
@@ -170,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         predictor = BoneAgePredictor(cfg)
+        if members:
+            predictor = BoneAgeEnsemble([predictor] + [BoneAgePredictor(c) for c in members])
     except IntervalCalibrationError as e:
         p.error(str(e))
     names = output_names(files)
@@ -190,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         "weights": cfg.MODEL.WEIGHTS,
         "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
     }
+    if members:
+        meta["ensemble"] = [
+            {"config_file": c, "weights": m.MODEL.WEIGHTS}
+            for (c, _), m in zip([(args.config_file, None)] + args.ensemble, [cfg] + members)
+        ]
     write_prediction_tables(out_dir, records, meta)
     if sheet:
         path = write_contact_sheet(sheet, out_dir)

@@ -7,7 +7,9 @@
 
 Reads each run's ``inference/<dataset>/boneage_predictions.csv`` (written by ``train_net.py``'s
 evaluation), recomputes the metrics with the evaluator's function and prints a markdown table;
-the mean predictor always predicts the training split's mean age.
+the mean predictor always predicts the training split's mean age. ``--ensemble
+LABEL=RUN1,RUN2,...`` adds a row for the mean of those runs' ages per film (the same average as
+``predict.py --ensemble``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="the evaluated split (registered name)")
     p.add_argument("--train-dataset", required=True, help="split whose mean age is the baseline")
     p.add_argument("--run", action="append", required=True, metavar="LABEL=OUTPUT_DIR")
+    p.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="LABEL=RUN,RUN",
+        help="a row for the mean age of these --run labels",
+    )
     p.add_argument("--bootstrap-samples", type=int_at_least(0), default=1000)
     return p
 
@@ -47,11 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     import boneage_d2  # noqa: F401  (registers the datasets)
     from boneage_d2.evaluation.metrics import boneage_metrics, subgroups
     from boneage_d2.vis import read_predictions, subgroup_table
+    from boneage_d2.vis.report import ensemble_predictions
 
     if args.train_dataset not in DatasetCatalog.list():
         p.error(f"--train-dataset {args.train_dataset!r} is not registered")
     train_mean = float(np.mean([r["boneage"] for r in DatasetCatalog.get(args.train_dataset)]))
     preds = {label: read_predictions(csv_path) for label, csv_path in runs.items()}
+    for spec in args.ensemble:
+        label, sep, members = spec.partition("=")
+        names = [m for m in members.split(",") if m]
+        unknown = [m for m in names if m not in preds]
+        if not sep or not label or len(names) < 2 or unknown:
+            p.error(f"--ensemble {spec!r}: expected LABEL=RUN,RUN,... of --run labels")
+        try:
+            preds[label] = ensemble_predictions([preds[m] for m in names])
+        except ValueError as e:
+            p.error(f"--ensemble {spec!r}: {e}")
     rows = {
         label: boneage_metrics(
             pr["true"],

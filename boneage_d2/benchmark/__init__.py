@@ -1,10 +1,11 @@
-"""Benchmark library: inference, training, data-loader and conversion costs, with ratios.
+"""Benchmark library: inference, backbone, training, data-loader and conversion costs, with ratios.
 
 Every function takes its config paths and ``Settings``; nothing here assumes a checkout (the
 command line ``tools/benchmark.py`` knows where the configs are). PyTorch and Detectron2 are
 imported inside the functions, so importing this package stays cheap.
 """
 
+from .backbones import LITE_BACKBONES, RESNET_DEPTHS, bench_backbones, build_lite, build_resnet
 from .convert import NUM_KEYPOINTS, bench_convert, build_convert_input, convert_case
 from .inference import (
     REFERENCES,
@@ -45,12 +46,14 @@ from .training import (
 )
 
 __all__ = [
+    "LITE_BACKBONES",
     "LOADER_TARGET",
     "MIN_REPEATS",
     "NUM_KEYPOINTS",
     "QUICK_INFERENCE_OPTS",
     "QUICK_TRAINING_OPTS",
     "REFERENCES",
+    "RESNET_DEPTHS",
     "RSNA_TRAIN_ROWS",
     "SECTIONS",
     "InferenceCase",
@@ -58,10 +61,13 @@ __all__ = [
     "any_failed",
     "attempt",
     "autocast",
+    "bench_backbones",
     "bench_convert",
     "bench_inference",
     "bench_training_and_loader",
     "build_convert_input",
+    "build_lite",
+    "build_resnet",
     "compare_handseg",
     "convert_case",
     "dataset_inputs",

@@ -66,6 +66,7 @@ class Settings:
     num_images: int
     image_long_side_px: int
     convert_rows: int
+    backbone_sizes: tuple[int, ...] = (256, 512)  # square inputs of the backbones section
     inference_opts: list = field(default_factory=list)
     training_opts: list = field(default_factory=list)
 
@@ -95,14 +96,17 @@ def make_settings(
         num_images=num_images or (8 if q else 64),
         image_long_side_px=128 if q else 512,
         convert_rows=convert_rows or (40 if q else RSNA_TRAIN_ROWS),
+        backbone_sizes=(128,) if q else (256, 512),
         inference_opts=list(QUICK_INFERENCE_OPTS) if q else [],
         training_opts=list(QUICK_TRAINING_OPTS) if q else [],
     )
 
 
-def load_cfg(config: str | Path, device: str, opts: Sequence) -> Any:
-    """``load_config(config)`` with ``opts`` (any values, stringified) and ``MODEL.DEVICE``."""
+def load_cfg(config: str | Path | None, device: str, opts: Sequence) -> Any:
+    """``load_config(config)`` (the defaults when ``None``) with ``opts`` (any values,
+    stringified) and ``MODEL.DEVICE``."""
     from boneage_d2.engine import load_config
 
     flat = [str(v) if not isinstance(v, str) else v for v in opts]
-    return load_config(os.fspath(config), [*flat, "MODEL.DEVICE", device])
+    path = os.fspath(config) if config is not None else None
+    return load_config(path, [*flat, "MODEL.DEVICE", device])

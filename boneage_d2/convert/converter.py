@@ -1,4 +1,5 @@
-"""The split converter: labels + PNG headers + keypoints (+ hand masks) -> one COCO json.
+"""The split converter: labels + PNG headers + keypoints (+ hand masks, drawn ROI boxes) -> one
+COCO json.
 
 :func:`convert_split` reads and validates the label file and the keypoint json, runs
 :func:`~boneage_d2.convert.image_records.convert_image` for every valid label row (in id order,
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..io.atomic import atomic_open, sha1_file
+from ..io.image_header import DEFAULT_MAX_PIXELS
 from ..schema import ROI_REFERENCE_LONG_SIDE, ROI_SIZE_PX, coco_categories, default_landmark_names
 from ..version import __version__
 from . import hand_masks
@@ -28,6 +30,7 @@ from .input_problems import (
     ACTION_IMAGE_SKIPPED,
     ACTION_KEYPOINTS_IGNORED,
     ACTION_NOTE,
+    ACTION_ROIS_IGNORED,
     BadRow,
     ProblemLog,
     RSNAFormatError,
@@ -36,6 +39,7 @@ from .keypoint_files import DEFAULT_NUM_KEYPOINTS, KeypointFile, read_keypoints
 from .label_files import read_labels
 from .parallel import map_in_order
 from .report import ConversionReport, write_problem_report
+from .roi_files import ROIFolder, read_roi_folder
 
 __all__ = ["convert_split"]
 
@@ -53,6 +57,7 @@ class _ImageSettings:
     derive_masks: bool
     roi_size_px: float
     roi_reference_long_side: float
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @classmethod
     def checked(
@@ -62,6 +67,7 @@ class _ImageSettings:
         derive_masks: bool,
         roi_size_px: float,
         roi_reference_long_side: float,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> _ImageSettings:
         """The settings; ValueError / FileNotFoundError for ones that cannot work."""
         if derive_masks and mask_dir is not None:
@@ -73,7 +79,9 @@ class _ImageSettings:
             raise FileNotFoundError(f"{image_dir}: image folder not found")
         if mask_dir is not None and not Path(mask_dir).is_dir():
             raise FileNotFoundError(f"{mask_dir}: mask folder not found")
-        return cls(image_dir, mask_dir, derive_masks, roi_size_px, roi_reference_long_side)
+        return cls(
+            image_dir, mask_dir, derive_masks, roi_size_px, roi_reference_long_side, max_pixels
+        )
 
     @property
     def mask_source(self) -> str:
@@ -141,13 +149,31 @@ def _read_keypoint_input(
     return read_keypoints(keypoints, strict=strict, bad_rows=issues.items)
 
 
-def _source_hashes(labels: _Labels, kp_file: KeypointFile | None) -> dict[str, str]:
-    """SHA-1 of each input file, by file name (sorted), for the json's ``info.source``."""
+def _read_roi_input(
+    rois: str | os.PathLike | ROIFolder | None, strict: bool, issues: ProblemLog
+) -> ROIFolder | None:
+    """The ROI box folder of a path or an already-read :class:`ROIFolder`; its problems are
+    added to ``issues``."""
+    if rois is None:
+        return None
+    if isinstance(rois, ROIFolder):
+        issues.extend(rois.issues)
+        return rois
+    return read_roi_folder(rois, strict=strict, bad_rows=issues.items)
+
+
+def _source_hashes(
+    labels: _Labels, kp_file: KeypointFile | None, rois: ROIFolder | None = None
+) -> dict[str, str]:
+    """SHA-1 of each input file, by file name (sorted), for the json's ``info.source``; a ROI
+    box folder as ``<folder>/`` (the SHA-1 of its XML files' names and SHA-1s)."""
     sources: dict[str, str] = {}
     if labels.source and os.path.isfile(labels.source):
         sources[labels.name] = sha1_file(labels.source)
     if kp_file is not None and os.path.isfile(kp_file.path):
         sources[kp_file.name] = sha1_file(kp_file.path)
+    if rois is not None:
+        sources[f"{rois.name}/"] = rois.sha1
     return dict(sorted(sources.items()))
 
 
@@ -166,12 +192,34 @@ def _report_unlabelled_keypoints(
             )
 
 
+def _report_unlabelled_rois(
+    rois: ROIFolder, labels: _Labels, image_dir: Path, issues: ProblemLog
+) -> None:
+    """Report drawn ROI boxes of films that are not among the valid label rows: a note when the
+    film's image exists (a ROI folder may span several splits), a problem when it does not."""
+    label_ids = set(labels.frame["id"])
+    for rid, film in sorted(rois.films.items(), key=lambda item: item[1].file):
+        if rid in label_ids:
+            continue
+        image = image_dir / f"{rid}.png"
+        if image.is_file():
+            reason = f"film {rid} is not among the valid rows of {labels.name}; boxes unused"
+            issues.add(BadRow(film.file, 0, "filename", reason, ACTION_NOTE))
+        else:
+            reason = (
+                f"film {rid} has no image: '{image_dir.name}/{rid}.png' not found and no row "
+                f"in {labels.name}"
+            )
+            issues.add(BadRow(film.file, 0, "filename", reason, ACTION_ROIS_IGNORED))
+
+
 def _image_jobs(
     frame: pd.DataFrame,
     labels: _Labels,
     kp_file: KeypointFile | None,
     num_keypoints: int,
     settings: _ImageSettings,
+    rois: ROIFolder | None = None,
 ) -> list[ImageJob]:
     """One :class:`ImageJob` per row of ``frame`` (in its order)."""
     image_dir, mask_dir = settings.image_dir, settings.mask_dir
@@ -198,6 +246,8 @@ def _image_jobs(
                 labels_name=labels.name,
                 id_field=labels.id_field,
                 keypoints_name=kp_file.name if kp_file else None,
+                drawn_rois=rois.films.get(rid) if rois else None,
+                max_pixels=settings.max_pixels,
             )
         )
     return jobs
@@ -213,6 +263,7 @@ class _Converted:
     num_hands: int = 0
     num_rois: int = 0
     num_mask_misses: int = 0  # images whose hand mask misses some of their keypoints
+    num_with_drawn_rois: int = 0  # images whose ROI boxes are hand-drawn
 
 
 def _image_record(
@@ -257,6 +308,14 @@ def _collect(
                     issues.add(
                         BadRow(kp_file.name, row, "file_name", reason, ACTION_KEYPOINTS_IGNORED)
                     )
+                if job.drawn_rois is not None:
+                    reason = (
+                        f"film {job.rsna_id} has no usable image "
+                        f"(see {labels_name} row {job.label_row})"
+                    )
+                    issues.add(
+                        BadRow(job.drawn_rois.file, 0, "filename", reason, ACTION_ROIS_IGNORED)
+                    )
                 continue
             image = _image_record(res, job, age, male, out_dir)
             out.images.append(image)
@@ -267,6 +326,7 @@ def _collect(
             out.num_hands += len(res.hands)
             out.num_rois += len(res.rois)
             out.num_mask_misses += int(res.keypoints_off_mask > 0)
+            out.num_with_drawn_rois += int(any("roi_source" in a for a in res.rois))
     finally:
         results.close()  # in strict mode, stops the worker pool at once
     return out
@@ -283,6 +343,7 @@ def _coco_json(
     num_keypoints: int,
     converted: _Converted,
     settings: _ImageSettings,
+    rois: ROIFolder | None = None,
 ) -> dict[str, Any]:
     """The converted json: ``info`` (settings and input hashes), images, annotations and
     the categories (the hand's keypoint names, the ROI box)."""
@@ -295,7 +356,7 @@ def _coco_json(
             "keypoint_format": kp_file.format if kp_file else None,
             "roi_size_px": _number(settings.roi_size_px),
             "roi_reference_long_side": _number(settings.roi_reference_long_side),
-            "source": _source_hashes(labels, kp_file),
+            "source": _source_hashes(labels, kp_file, rois),
             "hand_masks": settings.mask_source,
         },
         "licenses": [],
@@ -328,6 +389,8 @@ def convert_split(
     split_name: str | None = None,
     report_path: str | os.PathLike | None = None,
     require_age: bool | None = None,
+    rois: str | os.PathLike | ROIFolder | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ConversionReport:
     """Convert one RSNA split into one COCO json (``docs/data.md``, "Converted COCO json").
 
@@ -336,7 +399,11 @@ def convert_split(
     ``mask_dir``: stored masks ``<id>_mask.png``; ``derive_masks``: derive masks from the pixels
     instead (:func:`boneage_d2.convert.hand_masks.derive_hand_mask`; excludes ``mask_dir``).
     ``roi_size_px`` / ``roi_reference_long_side``: ROI side in pixels at that long side, scaled
-    to each image. ``workers`` > 1 runs the per-image work on a process pool. ``split_name``
+    to each image. ``rois``: a folder of hand-drawn ROI boxes, one Pascal VOC ``<id>.xml`` per
+    film (:func:`~boneage_d2.convert.roi_files.read_roi_folder`, or its :class:`ROIFolder`); a
+    film's drawn boxes, scaled to its image, replace its keypoint-derived ones. ``max_pixels``:
+    an image whose header declares more pixels is skipped (a report row). ``workers`` > 1
+    runs the per-image work on a process pool. ``split_name``
     defaults to the output's stem; ``report_path`` to ``<output stem>.skipped.csv`` beside it.
 
     Images (sorted by id) carry ``boneage`` (months or null), ``male``, ``rsna_id`` and
@@ -348,7 +415,7 @@ def convert_split(
     byte-identical files.
     """
     settings = _ImageSettings.checked(
-        image_dir, mask_dir, derive_masks, roi_size_px, roi_reference_long_side
+        image_dir, mask_dir, derive_masks, roi_size_px, roi_reference_long_side, max_pixels
     )
     output_json = Path(output_json)
     split = split_name or output_json.stem
@@ -365,15 +432,19 @@ def convert_split(
     k = kp_file.num_keypoints if kp_file else DEFAULT_NUM_KEYPOINTS
     if kp_file is not None:
         _report_unlabelled_keypoints(kp_file, label_input, issues)
+    roi_folder = _read_roi_input(rois, strict, issues)
+    if roi_folder is not None:
+        _report_unlabelled_rois(roi_folder, label_input, settings.image_dir, issues)
 
     frame = label_input.frame
     frame = frame.assign(_key=frame["id"].astype(np.int64)).sort_values("_key", kind="stable")
-    jobs = _image_jobs(frame, label_input, kp_file, k, settings)
+    jobs = _image_jobs(frame, label_input, kp_file, k, settings, roi_folder)
     results = map_in_order(convert_image, jobs, max(1, int(workers)), "convert", progress)
     out_dir = Path(os.path.abspath(output_json.parent))
     converted = _collect(results, jobs, frame, label_input.name, kp_file, out_dir, issues)
 
-    _write_json(output_json, _coco_json(split, label_input, kp_file, k, converted, settings))
+    coco = _coco_json(split, label_input, kp_file, k, converted, settings, roi_folder)
+    _write_json(output_json, coco)
     write_problem_report(report, issues.items)
 
     return ConversionReport(
@@ -388,5 +459,6 @@ def convert_split(
         num_hands=converted.num_hands,
         num_rois=converted.num_rois,
         num_mask_misses=converted.num_mask_misses,
+        num_with_drawn_rois=converted.num_with_drawn_rois,
         issues=list(issues.items),
     )

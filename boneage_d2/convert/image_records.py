@@ -20,7 +20,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..io.radiograph import ImageReadError, check_image_complete, read_image_size, read_radiograph
+from ..io.image_header import DEFAULT_MAX_PIXELS, ImageSize
+from ..io.radiograph import (
+    ImageReadError,
+    check_image_complete,
+    check_pixel_budget,
+    read_image_size,
+    read_radiograph,
+)
 from ..schema import HAND_CATEGORY_ID, ROI_CATEGORY_ID
 from . import hand_masks
 from .geometry import clip_box, coco_keypoints, encode_rle, keypoint_extent, roi_boxes, rounded
@@ -32,6 +39,7 @@ from .input_problems import (
     BadRow,
 )
 from .keypoint_files import HandKeypoints, first_keypoint_outside
+from .roi_files import DrawnROIs, drawn_roi_annotations
 
 __all__ = ["MIN_HAND_AREA_FRACTION", "ImageJob", "ImageResult", "convert_image"]
 
@@ -57,6 +65,8 @@ class ImageJob:
     labels_name: str
     id_field: str
     keypoints_name: str | None
+    drawn_rois: DrawnROIs | None = None  # hand-drawn ROI boxes: they replace keypoint-derived ones
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images (header size) are skipped
 
     def label_problem(
         self, reason: str, action: str = ACTION_IMAGE_SKIPPED, fieldname: str = ""
@@ -90,8 +100,9 @@ def _reason(err: Exception, path: str) -> str:
 
 def convert_image(job: ImageJob) -> ImageResult:
     """Check one image and build its annotations: hands from the mask's components (else one
-    from the keypoint file's box or the keypoints' extent), and one ROI box per visible
-    keypoint. Keypoints that do not fit the real image size are dropped with a problem."""
+    from the keypoint file's box or the keypoints' extent), and the film's drawn ROI boxes
+    scaled to the image, else one ROI box per visible keypoint. Keypoints that do not fit the
+    real image size are dropped with a problem."""
     res = ImageResult(job.rsna_id, ok=False)
     image = _read_image(job, res.issues)
     if image is None:
@@ -115,7 +126,10 @@ def convert_image(job: ImageJob) -> ImageResult:
             res.keypoints_off_mask = outside
     if not res.hands and hand is not None:
         res.hands = _hand_from_keypoint_file(hand, job.num_keypoints, width, height)
-    if hand is not None:
+    if job.drawn_rois is not None:
+        res.rois, problem = drawn_roi_annotations(job.drawn_rois, width, height, job.image_ref)
+        res.issues += [problem] if problem else []
+    if not res.rois and hand is not None:
         res.rois = _roi_annotations(hand, job, width, height)
     return res
 
@@ -136,16 +150,19 @@ def _mask_miss(job: ImageJob, hand: HandKeypoints, outside: int, derived: bool) 
 
 def _read_image(job: ImageJob, issues: list[BadRow]) -> tuple[int, int, np.ndarray | None] | None:
     """``(width, height, derived mask or None)``, or None (a problem added) when the image is
-    missing, unreadable or truncated. Pixels are decoded only to derive a mask."""
+    missing, unreadable, truncated or over the pixel budget. Pixels are decoded only to derive a
+    mask."""
     if not os.path.isfile(job.image_path):
         issues.append(job.label_problem(f"image file '{job.image_ref}' not found"))
         return None
     try:
         width, height = read_image_size(job.image_path)
+        check_pixel_budget(ImageSize(width, height), job.max_pixels, job.image_path)
         check_image_complete(job.image_path)
         mask = None
         if job.derive_mask:
-            mask = hand_masks.derive_hand_mask(read_radiograph(job.image_path))
+            gray = read_radiograph(job.image_path, max_pixels=job.max_pixels)
+            mask = hand_masks.derive_hand_mask(gray)
     except ImageReadError as e:
         issues.append(job.label_problem(f"image '{job.image_ref}': {_reason(e, job.image_path)}"))
         return None

@@ -1,8 +1,9 @@
 """Problems found in RSNA-style input: one :class:`BadRow` each, naming file, row and field.
 
 Label rows are 1-based data rows (the first row under the header is row 1; a blank line still
-counts), keypoint rows are 1-based positions in the json's ``annotations`` list, and row 0 means
-the file itself (its header or its structure). A :class:`ProblemLog` collects them; in strict
+counts), keypoint rows are 1-based positions in the json's ``annotations`` list, ROI box file
+(Pascal VOC XML) rows are 1-based positions of its ``<object>`` elements, and row 0 means the
+file itself (its header or its structure). A :class:`ProblemLog` collects them; in strict
 mode the first one that is not a note raises :class:`RSNAFormatError`.
 """
 
@@ -16,6 +17,7 @@ __all__ = [
     "ACTION_KEYPOINTS_IGNORED",
     "ACTION_MASK_IGNORED",
     "ACTION_NOTE",
+    "ACTION_ROIS_IGNORED",
     "REPORT_COLUMNS",
     "BadRow",
     "ProblemLog",
@@ -26,6 +28,7 @@ __all__ = [
 ACTION_IMAGE_SKIPPED = "image skipped"
 ACTION_KEYPOINTS_IGNORED = "keypoints ignored"
 ACTION_MASK_IGNORED = "mask ignored"
+ACTION_ROIS_IGNORED = "ROI boxes ignored"  # a film's drawn ROI boxes (its XML file)
 ACTION_NOTE = "note"  # informational, never raised in strict mode
 
 REPORT_COLUMNS = ("file", "row", "field", "action", "reason")

@@ -28,6 +28,7 @@ class ConversionReport:
     num_hands: int
     num_rois: int
     num_mask_misses: int = 0  # images whose hand mask misses keypoints (a note each)
+    num_with_drawn_rois: int = 0  # images whose ROI boxes are hand-drawn (``rois``)
     issues: list[BadRow] = field(default_factory=list)
 
     @property
@@ -42,10 +43,11 @@ class ConversionReport:
 
     def summary(self) -> str:
         """One line of counts, as the CLI prints it."""
+        drawn = f" ({self.num_with_drawn_rois} films drawn)" if self.num_with_drawn_rois else ""
         return (
             f"{self.split}: {self.num_images} images ({self.num_with_keypoints} with keypoints, "
             f"format {self.keypoint_format or 'none'}, K={self.num_keypoints}), "
-            f"{self.num_hands} hands, {self.num_rois} ROI boxes, "
+            f"{self.num_hands} hands, {self.num_rois} ROI boxes{drawn}, "
             f"{self.skipped_images} label rows skipped, {len(self.bad_rows)} problems reported, "
             f"{self.num_mask_misses} hand masks missing keypoints"
         )

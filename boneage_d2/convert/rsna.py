@@ -7,9 +7,12 @@ pieces, each in its own module:
   .xlsx) by header name, never by position, and validates every row.
 - :func:`read_keypoints` (``keypoint_files``) reads BoNet-style COCO keypoint json (17 points,
   or any K) and COCO-WholeBody hand annotations (21 points), detecting the format.
-- :func:`convert_split` (``converter``) joins labels, PNG headers, keypoints and optional hand
-  masks (``image_records``, ``hand_masks``) into one COCO json per split, atomically and
-  deterministically, and reports every skipped row (:class:`ConversionReport`, ``report``).
+- :func:`read_roi_folder` (``roi_files``) reads hand-drawn ROI boxes, one Pascal VOC XML per
+  film, each box given its canonical landmark (``roi_order``).
+- :func:`convert_split` (``converter``) joins labels, PNG headers, keypoints, optional hand
+  masks (``image_records``, ``hand_masks``) and drawn ROI boxes into one COCO json per split,
+  atomically and deterministically, and reports every skipped row (:class:`ConversionReport`,
+  ``report``).
 - :func:`find_raw_splits` (``raw_layout``) finds the splits of a raw RSNA folder.
 
 Bad input never passes silently. Every problem is a :class:`BadRow` (``input_problems``) naming
@@ -28,6 +31,7 @@ from .input_problems import (
     ACTION_KEYPOINTS_IGNORED,
     ACTION_MASK_IGNORED,
     ACTION_NOTE,
+    ACTION_ROIS_IGNORED,
     BadRow,
     RSNAFormatError,
 )
@@ -43,21 +47,25 @@ from .label_files import (
 )
 from .raw_layout import RAW_SPLITS, RawSplit, find_raw_splits
 from .report import ConversionReport
+from .roi_files import DrawnROIs, ROIFolder, read_roi_folder
 
 __all__ = [
     "ACTION_IMAGE_SKIPPED",
     "ACTION_KEYPOINTS_IGNORED",
     "ACTION_MASK_IGNORED",
     "ACTION_NOTE",
+    "ACTION_ROIS_IGNORED",
     "AGE_HEADERS",
     "BadRow",
     "ConversionReport",
+    "DrawnROIs",
     "HandKeypoints",
     "ID_HEADERS",
     "KeypointFile",
     "MALE_HEADERS",
     "MAX_AGE_MONTHS",
     "RAW_SPLITS",
+    "ROIFolder",
     "RSNAFormatError",
     "RawSplit",
     "SEX_HEADERS",
@@ -66,5 +74,6 @@ __all__ = [
     "parse_sex",
     "read_keypoints",
     "read_labels",
+    "read_roi_folder",
     "roi_box",
 ]

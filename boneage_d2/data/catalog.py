@@ -87,8 +87,9 @@ def load_boneage_json(json_file: str | os.PathLike, image_root: str | None = Non
     """Read a converted split into Detectron2 dataset dicts (docs/data.md, "Dataset dicts").
 
     Unlike ``load_coco_json`` this keeps ``boneage``, ``male`` and ``has_keypoints`` on each
-    record, keeps ROI boxes out of ``annotations`` (in ``roi_annotations``, with ``landmark``),
-    and adds ``roi_size`` (the ROI side in original pixels).
+    record, keeps ROI boxes out of ``annotations`` (in ``roi_annotations``, with ``landmark`` and,
+    for hand-drawn boxes, ``roi_source``), and adds ``roi_size`` (the keypoint-derived ROI side
+    in original pixels).
     """
     data = _read_json(json_file)
     root = Path(image_root) if image_root else Path(json_file).resolve().parent
@@ -112,7 +113,10 @@ def load_boneage_json(json_file: str | os.PathLike, image_root: str | None = Non
                     hand["keypoints"] = _keypoints_to_memory(ann["keypoints"])
                 hands.append(hand)
             elif ann["category_id"] == ROI_CATEGORY_ID:
-                rois.append({**base, "landmark": int(ann["landmark"])})
+                roi = {**base, "landmark": int(ann["landmark"])}
+                if "roi_source" in ann:  # "drawn": a hand-drawn box, kept as it is
+                    roi["roi_source"] = ann["roi_source"]
+                rois.append(roi)
         rois.sort(key=lambda r: r["landmark"])
         age = img.get("boneage")
         records.append(

@@ -13,9 +13,10 @@ from detectron2.data import transforms as T
 from detectron2.structures import Boxes, Instances
 
 from ..io.intensity import IntensityPipeline
-from ..io.radiograph import ImageReadError, read_radiograph
+from ..io.radiograph import DEFAULT_MAX_PIXELS, ImageReadError, read_radiograph
 from ..schema import roi_boxes_xyxy
 from .bad_images import SKIPPED_IMAGES_KEY, BadImagePolicy
+from .drawn_rois import has_drawn_rois, roi_instances_from_drawn
 from .transforms import build_boneage_augmentation, linear_scale
 
 __all__ = ["BoneAgeDatasetMapper", "radiograph_to_tensor", "roi_instances_from_keypoints"]
@@ -79,9 +80,10 @@ class BoneAgeDatasetMapper:
     - ``instances`` (training): the hands, with ``gt_boxes`` (from the transformed mask when there
       is one: a rotated box would grow), ``gt_classes``, ``gt_masks`` and ``gt_keypoints`` when
       the record has them;
-    - ``roi_instances`` (training): anatomical ROI boxes recomputed from the transformed keypoints
-      of the annotated hand (``gt_boxes``, ``gt_classes`` = 0, ``gt_landmarks``), their side
-      scaled with the image;
+    - ``roi_instances`` (training): anatomical ROI boxes (``gt_boxes``, ``gt_classes`` = 0,
+      ``gt_landmarks``): hand-drawn boxes transformed with the image, keeping their own size
+      (:mod:`boneage_d2.data.drawn_rois`); else squares recomputed from the transformed keypoints
+      of the annotated hand, their side scaled with the image;
     - ``skipped_images`` (training, only when > 0): how many unreadable images this mapper
       skipped (``on_bad_image="skip"``, returning None) since its previous output; see
       :mod:`boneage_d2.data.bad_images`.
@@ -100,9 +102,11 @@ class BoneAgeDatasetMapper:
         use_keypoints: bool = True,
         on_bad_image: str = "skip",
         intensity: IntensityPipeline | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         self.is_train = is_train
         self.intensity = intensity or IntensityPipeline()
+        self.max_pixels = max_pixels
         self.bad_images = BadImagePolicy(on_bad_image)
         self.augmentations = T.AugmentationList(augmentations)
         self.use_masks = use_masks
@@ -121,12 +125,13 @@ class BoneAgeDatasetMapper:
             "use_keypoints": True,
             "on_bad_image": cfg.BONEAGE.DATA.ON_BAD_IMAGE,
             "intensity": IntensityPipeline.from_config(cfg),
+            "max_pixels": cfg.BONEAGE.INPUT.MAX_PIXELS,
         }
 
     def __call__(self, dataset_dict: dict) -> dict | None:
         d = copy.deepcopy(dataset_dict)
         try:
-            gray = read_radiograph(d["file_name"], self.intensity)
+            gray = read_radiograph(d["file_name"], self.intensity, self.max_pixels)
         except ImageReadError as e:
             if not self.is_train:
                 raise
@@ -140,11 +145,15 @@ class BoneAgeDatasetMapper:
         image_size = tuple(d["image"].shape[-2:])
 
         annos = d.pop("annotations", [])
-        d.pop("roi_annotations", None)  # ROI boxes are recomputed from the transformed keypoints
+        drawn = d.pop("roi_annotations", None) if has_drawn_rois(d) else None
+        d.pop("roi_annotations", None)  # keypoint-derived: recomputed from the keypoints
         if not self.is_train:
             return d
         annos = self._transform_annotations(annos, transforms, image_size)
         d["instances"] = self._hand_instances(annos, image_size)
+        if drawn is not None:
+            d["roi_instances"] = roi_instances_from_drawn(drawn, transforms, image_size)
+            return d
         side = d.get("roi_size", 0.0) * linear_scale(transforms)
         d["roi_instances"] = roi_instances_from_keypoints(
             _primary_keypoints(annos), side, image_size

@@ -45,7 +45,8 @@ def build_boneage_augmentation(cfg, is_train: bool) -> list[T.Augmentation]:
     """Augmentations from ``cfg.BONEAGE.INPUT``.
 
     Test: long-side resize only. Train: long-side resize with random scale (ALA-Net), then the
-    optional rotation and random crop (paper A), then horizontal flip (both papers).
+    optional rotation and random crop (paper A), horizontal flip (both papers), and random
+    contrast and brightness (off by default).
     """
     c = cfg.BONEAGE.INPUT
     if not is_train:
@@ -57,4 +58,8 @@ def build_boneage_augmentation(cfg, is_train: bool) -> list[T.Augmentation]:
         augs.append(T.RandomCrop("relative_range", (c.CROP_FRACTION, c.CROP_FRACTION)))
     if c.HFLIP:
         augs.append(T.RandomFlip(horizontal=True, vertical=False))
+    if tuple(c.CONTRAST) != (1.0, 1.0):
+        augs.append(T.RandomContrast(*c.CONTRAST))
+    if tuple(c.BRIGHTNESS) != (1.0, 1.0):
+        augs.append(T.RandomBrightness(*c.BRIGHTNESS))
     return augs

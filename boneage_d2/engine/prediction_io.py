@@ -243,6 +243,7 @@ def prediction_record(
     age, best score first; detections below it are not hands here);
     for ALA-Net ``num_rois``, ``roi_ages_months`` (each ROI's own age from the patch head, by
     objectness) and ``rois`` (``box_xyxy`` in original pixels, ``score``, ``age_months``);
+    ``member_ages_months`` for an ensemble (each member's age);
     ``flags`` (e.g. ``no_hand_found``, ``unreadable``), ``flag_reasons`` (one short reason per
     flag) and ``error``. ``reject_flagged``: an image with any of ``INPUT_PROBLEM_FLAGS`` (not a
     readable hand film) gets no ages, only its flags. With ``age_months`` (chronological) and
@@ -267,6 +268,8 @@ def prediction_record(
     for key in ("boneage_lo", "boneage_hi", "boneage_rank_lo", "boneage_rank_hi"):
         if key in output:
             rec[f"{key}_months"] = _months(output[key])
+    if "member_ages" in output:  # an ensemble's members, in --ensemble order
+        rec["member_ages_months"] = [round(float(a), 2) for a in output["member_ages"]]
     if age_months is not None and rec["boneage_months"] is not None and sd_table is not None:
         res = bone_age_sds(rec["boneage_months"], age_months, inp["male"], sd_table)
         rec["chronological_age_months"] = round(float(age_months), 2)

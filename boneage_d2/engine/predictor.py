@@ -19,16 +19,17 @@ from ..data.mapper import radiograph_to_tensor
 from ..data.transforms import build_boneage_augmentation
 from ..evaluation.intervals import apply_calibration, calibration_for_config
 from ..io.intensity import IntensityPipeline
-from ..io.radiograph import ImageReadError, read_radiograph
+from ..io.radiograph import DEFAULT_MAX_PIXELS, ImageReadError, read_radiograph
+from ..modeling.flip_tta import BoneAgeFlipTTA
 
-__all__ = ["BoneAgePredictor", "RadiographFiles"]
+__all__ = ["BoneAgeEnsemble", "BoneAgePredictor", "RadiographFiles"]
 
 logger = logging.getLogger(__name__)
 
 
 class RadiographFiles(Dataset):
     """Radiograph files with their sex -> model inputs (read through ``intensity``, None = the
-    default pipeline; the test-time augmentation applied).
+    default pipeline, and refused above ``max_pixels``; the test-time augmentation applied).
 
     An unreadable file does not stop the run: its item is ``{"file_name", "error"}``.
     """
@@ -40,6 +41,7 @@ class RadiographFiles(Dataset):
         augmentations,
         intensity: IntensityPipeline | None = None,
         checks: ImageChecks | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         if len(files) != len(males):
             raise ValueError(f"{len(files)} files but {len(males)} sex values")
@@ -47,6 +49,7 @@ class RadiographFiles(Dataset):
         self.augmentations = augmentations
         self.intensity = intensity or IntensityPipeline()
         self.checks = checks or ImageChecks()
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.files)
@@ -54,7 +57,7 @@ class RadiographFiles(Dataset):
     def __getitem__(self, i: int) -> dict:
         path, male = str(self.files[i]), bool(self.males[i])
         try:
-            gray = read_radiograph(path, self.intensity)
+            gray = read_radiograph(path, self.intensity, self.max_pixels)
         except ImageReadError as e:
             return {"file_name": path, "male": male, "error": str(e)}
         image, _ = radiograph_to_tensor(gray, self.augmentations)
@@ -89,14 +92,18 @@ class BoneAgePredictor(DefaultPredictor):
 
     def __init__(self, cfg):
         super().__init__(cfg)
+        if self.cfg.BONEAGE.TEST.FLIP_TTA:
+            self.model = BoneAgeFlipTTA(self.model).eval()
         self.aug = T.AugmentationList(build_boneage_augmentation(self.cfg, is_train=False))
         self.intensity = IntensityPipeline.from_config(self.cfg)
         self.checks = ImageChecks.from_config(self.cfg)
+        self.max_pixels = int(self.cfg.BONEAGE.INPUT.MAX_PIXELS)
         self.interval_calibration = calibration_for_config(self.cfg)
 
     def read(self, path: str | os.PathLike) -> np.ndarray:
-        """A radiograph file -> the uint8 [H, W] model input, through the config's pipeline."""
-        return read_radiograph(path, self.intensity)
+        """A radiograph file -> the uint8 [H, W] model input, through the config's pipeline (and
+        its pixel budget, ``BONEAGE.INPUT.MAX_PIXELS``)."""
+        return read_radiograph(path, self.intensity, self.max_pixels)
 
     def model_input(self, image: np.ndarray, male: bool) -> dict:
         """A radiograph (uint8 [H, W], from ``read``) -> the model's input dict."""
@@ -142,7 +149,7 @@ class BoneAgePredictor(DefaultPredictor):
         """Yield ``(input, output)`` per file, in order; ``output`` is None for an unreadable
         file (its input carries ``"error"``). Images are read by ``num_workers`` processes."""
         loader = DataLoader(
-            RadiographFiles(files, males, self.aug, self.intensity, self.checks),
+            RadiographFiles(files, males, self.aug, self.intensity, self.checks, self.max_pixels),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=trivial_batch_collator,
@@ -156,3 +163,48 @@ class BoneAgePredictor(DefaultPredictor):
                         logger.warning(x["error"])
                     bar.update(1)
                     yield x, (None if "error" in x else next(outputs))
+
+
+UNCALIBRATED_KEYS = ("boneage_lo", "boneage_hi", "boneage_rank_lo", "boneage_rank_hi")
+
+
+class BoneAgeEnsemble:
+    """Several trained bone-age models as one predictor: the age of a film is the mean of the
+    members' ages, each member reading the file through its own config (input size, intensity
+    pipeline, test-time flip).
+
+    Each output is the first member's (its hands or ROIs, for overlays) with ``boneage`` the mean,
+    ``member_ages`` the members' ages (months, in member order) and ``flags`` every member's
+    flags. Intervals are dropped: a calibration belongs to one model, not to their mean.
+    """
+
+    def __init__(self, predictors: Sequence[BoneAgePredictor]):
+        if len(predictors) < 2:
+            raise ValueError(f"an ensemble needs >= 2 models, got {len(predictors)}")
+        self.predictors = list(predictors)
+
+    def combine(self, outputs: Sequence[dict]) -> dict:
+        """The members' outputs for one film -> the ensemble's output."""
+        merged = {k: v for k, v in outputs[0].items() if k not in UNCALIBRATED_KEYS}
+        ages = torch.stack([torch.as_tensor(o["boneage"], dtype=torch.float32) for o in outputs])
+        merged["boneage"] = ages.mean()
+        merged["member_ages"] = [float(a) for a in ages]
+        merged["flags"] = list(dict.fromkeys(f for o in outputs for f in o.get("flags", [])))
+        return merged
+
+    def predict_files(
+        self, files: Sequence[str], males: Sequence[bool], **kwargs
+    ) -> Iterator[tuple[dict, dict | None]]:
+        """``BoneAgePredictor.predict_files`` of every member, combined per file (None when a
+        member could not read it)."""
+        progress = kwargs.pop("progress", True)
+        streams = [
+            p.predict_files(files, males, progress=progress and i == 0, **kwargs)
+            for i, p in enumerate(self.predictors)
+        ]
+        for items in zip(*streams):
+            outputs = [out for _, out in items]
+            if any(out is None for out in outputs):
+                yield next((inp for inp, out in items if out is None)), None
+            else:
+                yield items[0][0], self.combine(outputs)

@@ -26,8 +26,10 @@ from detectron2.utils import comm
 from ..data.bad_images import with_skipped_image_metric
 from ..data.catalog import prepare_task_view
 from ..data.mapper import BoneAgeDatasetMapper
+from ..data.roi_sampling import roi_repeat_loader_args
 from ..evaluation import BoneAgeEvaluator
 from ..evaluation.intervals import calibration_for_config
+from ..modeling.flip_tta import BoneAgeFlipTTA
 from ..utils.provenance import Provenance, collect_provenance
 from .config_checks import ConfigError
 from .hooks import (
@@ -35,6 +37,7 @@ from .hooks import (
     ExactResume,
     FiniteWeightsCheck,
     ReduceLROnPlateau,
+    WeightsEMA,
     check_finite_losses,
 )
 
@@ -49,7 +52,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = {"SGD": None, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
+OPTIMIZERS = {"SGD": torch.optim.SGD, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
 DETECTION_TASKS = {"hand": ("bbox", "segm"), "roi": ("bbox",)}
 
 
@@ -64,14 +67,23 @@ def training_mean_months(cfg) -> float | None:
     return float(np.mean(ages)) if ages else None
 
 
+def backbone_lr_factor(factor: float):
+    """``lr_factor_func`` for Detectron2's optimizer params: ``factor`` for the parameters of the
+    model's ``backbone`` (Mask R-CNN's bottom-up trunk and FPN included), 1 elsewhere."""
+
+    def lr_factor(name: str) -> float:
+        return factor if name.startswith("backbone.") else 1.0
+
+    return lr_factor
+
+
 def build_boneage_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     """``BONEAGE.SOLVER.OPTIMIZER``: Detectron2's SGD (momentum, ``SOLVER.NESTEROV``), or Adam /
-    AdamW with the same per-parameter weight-decay rules and gradient clipping."""
+    AdamW with the same per-parameter weight-decay rules and gradient clipping; the backbone's
+    learning rate scaled by ``BONEAGE.SOLVER.BACKBONE_LR_FACTOR``."""
     name = cfg.BONEAGE.SOLVER.OPTIMIZER
     if name not in OPTIMIZERS:
         raise ValueError(f"BONEAGE.SOLVER.OPTIMIZER={name!r}; expected one of {sorted(OPTIMIZERS)}")
-    if name == "SGD":
-        return DefaultTrainer.build_optimizer(cfg, model)
     params = get_default_optimizer_params(
         model,
         base_lr=cfg.SOLVER.BASE_LR,
@@ -79,8 +91,12 @@ def build_boneage_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimize
         weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
         bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
         weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+        lr_factor_func=backbone_lr_factor(cfg.BONEAGE.SOLVER.BACKBONE_LR_FACTOR),
     )
-    return maybe_add_gradient_clipping(cfg, OPTIMIZERS[name])(params, lr=cfg.SOLVER.BASE_LR)
+    kwargs = {"lr": cfg.SOLVER.BASE_LR}
+    if name == "SGD":  # Detectron2's SGD settings
+        kwargs.update(momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV)
+    return maybe_add_gradient_clipping(cfg, OPTIMIZERS[name])(params, **kwargs)
 
 
 _d2_create_ddp_model = d2_defaults.create_ddp_model
@@ -227,7 +243,8 @@ class BoneAgeTrainer(DefaultTrainer):
 
         - ``ExactResume`` first (``BONEAGE.TRAIN.EXACT_RESUME``);
         - ``FiniteWeightsCheck`` right before the ``PeriodicCheckpointer`` (or ``EvalHook`` on
-          the ranks that do not checkpoint);
+          the ranks that do not checkpoint), preceded by ``WeightsEMA`` when
+          ``BONEAGE.SOLVER.EMA.ENABLED``;
         - ``ReduceLROnPlateau`` right after ``EvalHook`` when ``BONEAGE.SOLVER.PLATEAU.ENABLED``.
           The ``PeriodicCheckpointer`` then moves after it, so a checkpoint written at an
           evaluation iteration holds that evaluation's LR decision (Detectron2 checkpoints before
@@ -241,6 +258,8 @@ class BoneAgeTrainer(DefaultTrainer):
             if isinstance(h, (d2_hooks.PeriodicCheckpointer, d2_hooks.EvalHook))
         )
         ret.insert(first, FiniteWeightsCheck(period))
+        if self.cfg.BONEAGE.SOLVER.EMA.ENABLED:  # before the checkpointer and the evaluation
+            ret.insert(first, WeightsEMA(self.cfg.BONEAGE.SOLVER.EMA.DECAY))
         if self.cfg.BONEAGE.TRAIN.EXACT_RESUME:
             ret.insert(0, ExactResume(period, self.cfg.SEED))
         if not self.cfg.BONEAGE.SOLVER.PLATEAU.ENABLED:
@@ -257,8 +276,11 @@ class BoneAgeTrainer(DefaultTrainer):
     @classmethod
     def test(cls, cfg, model, evaluators=None):
         """Detectron2's evaluation, every rank using the checkpointed (rank 0) BatchNorm
-        statistics: see ``sync_buffers_from_main``."""
+        statistics (``sync_buffers_from_main``), through ``BoneAgeFlipTTA`` when
+        ``BONEAGE.TEST.FLIP_TTA``."""
         sync_buffers_from_main(model)
+        if cfg.BONEAGE.TEST.FLIP_TTA:
+            model = BoneAgeFlipTTA(model)
         return super().test(cfg, model, evaluators)
 
     @classmethod
@@ -268,9 +290,11 @@ class BoneAgeTrainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Detectron2's loader with our mapper; unreadable images it skipped are counted in the
-        ``data/skipped_images`` metric (``BONEAGE.DATA.ON_BAD_IMAGE``)."""
+        ``data/skipped_images`` metric (``BONEAGE.DATA.ON_BAD_IMAGE``); films with ROI boxes are
+        drawn ``BONEAGE.DATA.ROI_REPEAT_FACTOR`` times as often."""
+        mapper = BoneAgeDatasetMapper(cfg, is_train=True)
         return with_skipped_image_metric(
-            build_detection_train_loader(cfg, mapper=BoneAgeDatasetMapper(cfg, is_train=True))
+            build_detection_train_loader(cfg, mapper=mapper, **roi_repeat_loader_args(cfg))
         )
 
     @classmethod

@@ -16,7 +16,10 @@ from ..data.mapper import radiograph_to_tensor
 from ..data.transforms import build_boneage_augmentation
 from .graph import EXPORT_INFO
 
-__all__ = ["ExportedBoneAgeModel", "parity_with_predictor"]
+__all__ = ["ExportedBoneAgeModel", "match_rois", "parity_with_predictor", "rois_out_of_order"]
+
+# ROIs whose scores differ by less than this in both models may swap places (float noise).
+ROI_TIE_TOL = 1e-5
 
 
 class ExportedBoneAgeModel:
@@ -76,11 +79,53 @@ class ExportedBoneAgeModel:
         return out
 
 
-def parity_with_predictor(exported: ExportedBoneAgeModel, predictor, films, males) -> dict:
+def match_rois(got: np.ndarray, want: np.ndarray) -> list[tuple[int, int, float]]:
+    """Pair exported ROI boxes ``got`` [R, 4] with eager ones ``want`` [S, 4] as sets: closest
+    pairs first (distance: the largest corner difference, px); ``(got index, want index,
+    distance)`` for min(R, S) pairs, in ``got`` order."""
+    if len(got) == 0 or len(want) == 0:
+        return []
+    dist = np.abs(got[:, None, :] - want[None, :, :]).max(axis=2)
+    pairs: dict[int, tuple[int, float]] = {}
+    used: set[int] = set()
+    for flat in np.argsort(dist, axis=None, kind="stable"):
+        i, j = divmod(int(flat), dist.shape[1])
+        if i not in pairs and j not in used:
+            pairs[i] = (j, float(dist[i, j]))
+            used.add(j)
+    return [(i, j, d) for i, (j, d) in sorted(pairs.items())]
+
+
+def rois_out_of_order(
+    want_index: list[int], got_scores: np.ndarray, want_scores: np.ndarray, tie_tol: float
+) -> int:
+    """Pairs of matched ROIs that the two models order differently. ``want_index[k]``: the eager
+    ROI matched to exported ROI k. A swap is excused only as float noise: both models' scores
+    within ``tie_tol`` and not exactly tied in both (exact ties are ordered by the box)."""
+    wrong = 0
+    for a in range(len(want_index)):
+        for b in range(a + 1, len(want_index)):
+            i, j = want_index[a], want_index[b]
+            if i < j:
+                continue
+            close = abs(got_scores[a] - got_scores[b]) <= tie_tol
+            close &= abs(want_scores[i] - want_scores[j]) <= tie_tol
+            exact = got_scores[a] == got_scores[b] and want_scores[i] == want_scores[j]
+            wrong += int(not close or exact)
+    return wrong
+
+
+def parity_with_predictor(
+    exported: ExportedBoneAgeModel, predictor, films, males, tie_tol: float = ROI_TIE_TOL
+) -> dict:
     """Largest differences between the exported graph and the eager ``BoneAgePredictor`` over
     ``films`` (uint8 [H, W] arrays): ``age_months`` (the image age), ``rank_months`` (ordinal
-    interval ends), ``box_px`` (ROI box corners, original pixels) and ``score``."""
+    interval ends) and, ROIs matched as sets (``match_rois``), ``box_px`` (box corners, original
+    pixels), ``score`` and ``roi_age_months``; with counts over the films: ``roi_count_differs``
+    (films whose ROI counts differ) and ``rois_out_of_order`` (matched pairs ordered
+    differently, see ``rois_out_of_order``)."""
     worst = {"age_months": 0.0, "rank_months": 0.0, "box_px": 0.0, "score": 0.0}
+    worst.update(roi_age_months=0.0, roi_count_differs=0, rois_out_of_order=0)
     for gray, male in zip(films, males):
         got, want = exported(gray, male), predictor(gray, male=male)
         worst["age_months"] = max(worst["age_months"], abs(got["boneage"] - float(want["boneage"])))
@@ -88,11 +133,18 @@ def parity_with_predictor(exported: ExportedBoneAgeModel, predictor, films, male
             if k in want:
                 worst["rank_months"] = max(worst["rank_months"], abs(got[k] - float(want[k])))
         inst = want.get("instances")
-        if inst is not None and "boxes" in got:
-            if len(inst) != len(got["boxes"]):
-                raise AssertionError(f"{len(got['boxes'])} exported ROIs, {len(inst)} eager")
-            boxes = inst.pred_boxes.tensor.cpu().numpy()
-            worst["box_px"] = max(worst["box_px"], float(np.abs(got["boxes"] - boxes).max()))
-            d = np.abs(got["scores"] - inst.scores.cpu().numpy()).max()
-            worst["score"] = max(worst["score"], float(d))
+        if inst is None or "boxes" not in got:
+            continue
+        boxes = inst.pred_boxes.tensor.cpu().numpy()
+        scores = inst.scores.cpu().numpy()
+        worst["roi_count_differs"] += int(len(boxes) != len(got["boxes"]))
+        pairs = match_rois(got["boxes"], boxes)
+        for i, j, dist in pairs:
+            worst["box_px"] = max(worst["box_px"], dist)
+            worst["score"] = max(worst["score"], float(abs(got["scores"][i] - scores[j])))
+            if "patch_boneage" in got and inst.has("patch_boneage"):
+                d = abs(float(got["patch_boneage"][i]) - float(inst.patch_boneage[j]))
+                worst["roi_age_months"] = max(worst["roi_age_months"], d)
+        order = [j for _, j, _ in pairs]
+        worst["rois_out_of_order"] += rois_out_of_order(order, got["scores"], scores, tie_tol)
     return worst

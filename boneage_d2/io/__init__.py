@@ -2,6 +2,7 @@
 pipeline that maps stored values to the model's uint8 input."""
 
 from .atomic import atomic_open, atomic_write_json, sha1_file
+from .image_header import DEFAULT_MAX_PIXELS, ImageSize, header_size
 from .intensity import (
     PIPELINES,
     IntensityPipeline,
@@ -12,7 +13,9 @@ from .intensity import (
 from .radiograph import (
     DICOM_SUFFIXES,
     ImageReadError,
+    ImageTooLarge,
     check_image_complete,
+    check_pixel_budget,
     is_dicom,
     read_gray_unchanged,
     read_image_size,
@@ -21,15 +24,20 @@ from .radiograph import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "DICOM_SUFFIXES",
     "PIPELINES",
     "ImageReadError",
+    "ImageSize",
+    "ImageTooLarge",
     "IntensityPipeline",
     "RawRadiograph",
     "atomic_open",
     "atomic_write_json",
     "check_image_complete",
+    "check_pixel_budget",
     "display_grey",
+    "header_size",
     "is_dicom",
     "read_gray_unchanged",
     "read_image_size",

@@ -4,6 +4,7 @@ from .age_head import AGE_HEAD_REGISTRY, OrdinalAgeHead, RegressionAgeHead, buil
 from .alanet import ALANet
 from .anatomical_roi_heads import AnatomicalROIHeads
 from .anatomical_rpn import AnatomicalRPN
+from .efficientnet_lite import EfficientNetLite, EfficientNetLiteClassifier
 from .gender import GenderEmbedding
 from .global_regressor import GlobalBoneAgeRegressor
 from .handseg_rcnn import HandSegBoneAgeRCNN
@@ -17,6 +18,8 @@ __all__ = [
     "OrdinalAgeHead",
     "RegressionAgeHead",
     "build_age_head",
+    "EfficientNetLite",
+    "EfficientNetLiteClassifier",
     "GenderEmbedding",
     "GlobalBoneAgeRegressor",
     "HandSegBoneAgeRCNN",

@@ -30,12 +30,13 @@ __all__ = ["ALANet"]
 @META_ARCH_REGISTRY.register()
 class ALANet(GlobalBoneAgeRegressor):
     """ALA-Net. Inputs as ``GlobalBoneAgeRegressor`` plus, in training, ``roi_instances`` (the
-    keypoint-derived ROI boxes from ``BoneAgeDatasetMapper``).
+    drawn or keypoint-derived ROI boxes from ``BoneAgeDatasetMapper``).
 
     Training returns ``loss_ord``, ``loss_patch`` (patch training on), ``loss_rpn_cls`` and
     ``loss_rpn_loc`` (RPN on). Inference returns per image ``boneage`` (months) and
     ``boneage_rank_lo`` / ``boneage_rank_hi`` (the ordinal head's own interval) and
-    ``instances``: the top ``NUM_ROIS`` ROI boxes in original-image pixels with ``scores``
+    ``instances``: the top ``NUM_ROIS`` ROI boxes in original-image pixels, best first (with
+    ``AnatomicalRPN``, ties broken by the box in every runtime), with ``scores``
     (objectness probability), ``pred_classes`` (0: one class-agnostic ROI category) and, with a
     patch head, ``patch_boneage`` (each ROI's own age estimate, months); and ``flags``:
     ``["no_hand_found"]`` when the ROIs' mean objectness is below ``NO_HAND_MEAN_SCORE``.

@@ -48,7 +48,8 @@ class AnatomicalROIHeads(ROIHeads):
       top ``NUM_ROIS``). For patch training on proposals they carry ``gt_boneage`` [R] (the
       image's age in months, repeated per box).
     - ``targets`` (training): per image the annotated ROI boxes (``gt_boxes``, ``gt_boneage``),
-      the patch-training ROIs when ``patch_rois == "annotated"``.
+      the patch-training ROIs when ``patch_rois == "annotated"``. With ``"proposals"``, an image
+      with no annotated box is unannotated (as for ``AnatomicalRPN``) and gives no patch loss.
     - ``rois``: ``proposals`` with ``roi_features`` [R, D] (always at inference; in training when
       ``local_feature_on``) and, at inference with a patch head, ``patch_boneage`` [R] (months).
     - ``losses``: ``{"loss_patch": ...}`` in training when patch training is on.
@@ -157,17 +158,21 @@ class AnatomicalROIHeads(ROIHeads):
         targets: list[Instances] | None,
         proposal_feats: Tensor | None,
     ) -> Tensor:
-        """Anatomical patch training: every ROI predicts its image's age (ordinal loss)."""
+        """Anatomical patch training: every ROI predicts its image's age (ordinal loss). Only
+        images with annotated ROI boxes take part, as in the RPN loss: nothing says where an
+        unannotated image's joints are, so its proposals are not trusted to be joints."""
         if self.patch_rois == "annotated":
             if targets is None:
                 raise ValueError("patch training on annotated ROIs needs the targets")
             rois, boxes = targets, [t.gt_boxes for t in targets]
             feats = self.roi_features(features, boxes)
         else:
-            rois = proposals
             if proposal_feats is None:
-                proposal_feats = self.roi_features(features, [p.proposal_boxes for p in rois])
-            feats = proposal_feats
+                proposal_feats = self.roi_features(features, [p.proposal_boxes for p in proposals])
+            keep = [True] * len(proposals) if targets is None else [len(t) > 0 for t in targets]
+            chunks = proposal_feats.split([len(p) for p in proposals])
+            rois = [p for p, k in zip(proposals, keep) if k]
+            feats = torch.cat([proposal_feats[:0]] + [c for c, k in zip(chunks, keep) if k])
         if any(not r.has("gt_boneage") for r in rois):
             raise ValueError("patch training needs 'gt_boneage' on every patch ROI")
         if sum(len(r) for r in rois) == 0:

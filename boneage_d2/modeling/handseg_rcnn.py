@@ -31,12 +31,14 @@ import math
 
 import torch
 from detectron2.config import configurable
-from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, Backbone, GeneralizedRCNN
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 
 from ..schema import NO_HAND_FLAG
+from . import attention_efficientnet  # noqa: F401  (registers the pretrained regressor)
 from .age_head import build_age_head
 from .detector_scale import box_scale_factors, scale_image, scale_instances
 from .gender import GenderEmbedding
@@ -49,7 +51,7 @@ from .inputs import (
     square_pad_size,
     with_empty_instances,
 )
-from .residual_attention import ResidualAttentionNetwork, attention_maps_from_logits
+from .residual_attention import attention_maps_from_logits
 
 __all__ = ["HandSegBoneAgeRCNN", "NO_HAND_FLAG", "largest_hand"]
 
@@ -69,7 +71,23 @@ TRAIN_MASK_SOURCES = ("gt", "predicted")
 MASK_GATINGS = ("hard", "soft")
 GENDER_FEATURES = ("bit", "embedding", "none")
 MASK_THRESHOLD = 0.5  # binarisation of predicted mask probabilities (Detectron2's paste default)
-REGRESSOR_FEATURE = "stage4"
+REGRESSORS = ("build_residual_attention_backbone", "build_attention_efficientnet_lite_backbone")
+
+
+def build_regressor(cfg) -> Backbone:
+    """The bone-age regressor named by ``BONEAGE.HANDSEG.REGRESSOR`` (a ``BACKBONE_REGISTRY``
+    builder): the paper's residual attention network (``BONEAGE.RAN``), or the pretrained
+    EfficientNet-Lite trunk carrying attention modules (``BONEAGE.EFFICIENTNET``)."""
+    name = cfg.BONEAGE.HANDSEG.REGRESSOR
+    if name not in REGRESSORS:
+        raise ValueError(f"BONEAGE.HANDSEG.REGRESSOR={name!r}; expected one of {REGRESSORS}")
+    return BACKBONE_REGISTRY.get(name)(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
+
+
+def regressor_feature(regressor: Backbone) -> str:
+    """The feature the regressor's age head pools: its last output (RAN ``stage4``,
+    EfficientNet-Lite ``res5``)."""
+    return regressor._out_features[-1]
 
 
 @META_ARCH_REGISTRY.register()
@@ -104,7 +122,7 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
     def __init__(
         self,
         *,
-        regressor: ResidualAttentionNetwork,
+        regressor: Backbone,
         age_head: nn.Module,
         gender_feature: str = "bit",
         gender_embed_dim: int = 32,
@@ -123,8 +141,9 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
     ):
         """
         Args:
-            regressor: the residual attention network; must output ``stage4``.
-            age_head: reads [pooled stage4, sex feature] (the final fully-connected layer).
+            regressor: the residual attention network (or another ``Backbone`` with
+                ``forward_with_attention``); its last out feature is pooled.
+            age_head: reads [pooled feature, sex feature] (the final fully-connected layer).
             pad_square_size: side of the fixed square the detector's input is padded to (in
                 detector pixels, i.e. after ``detector_scale``); 0 = pad to the batch.
             others: see ``BONEAGE.HANDSEG.*`` and ``BONEAGE.RAN.INPUT_SIZE`` in config.py.
@@ -151,9 +170,12 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
             raise ValueError(
                 f"BONEAGE.HANDSEG.DETECTOR_SCALE must be in (0, 1], got {detector_scale}"
             )
-        if REGRESSOR_FEATURE not in regressor.output_shape():
-            raise ValueError(f"the bone-age regressor must output {REGRESSOR_FEATURE!r}")
+        if not hasattr(regressor, "forward_with_attention"):
+            raise ValueError(
+                f"the bone-age regressor {type(regressor).__name__} has no forward_with_attention"
+            )
         self.regressor = regressor
+        self.regressor_feature = regressor_feature(regressor)
         self.age_head = age_head
         self.gender_feature = gender_feature
         self.gender = GenderEmbedding(gender_embed_dim) if gender_feature == "embedding" else None
@@ -178,17 +200,15 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
     def from_config(cls, cfg) -> dict:
         ret = super().from_config(cfg)
         h = cfg.BONEAGE.HANDSEG
-        ran_args = ResidualAttentionNetwork.from_config(cfg)
-        ran_args["out_features"] = (REGRESSOR_FEATURE,)
-        regressor = ResidualAttentionNetwork(**ran_args)
+        regressor = build_regressor(cfg)
         if h.GENDER_FEATURE not in GENDER_FEATURES:
             raise ValueError(
                 f"BONEAGE.HANDSEG.GENDER_FEATURE={h.GENDER_FEATURE!r}; expected one of "
                 f"{GENDER_FEATURES}"
             )
-        in_dim = regressor.output_shape()[REGRESSOR_FEATURE].channels + cls.sex_feature_dim(
-            h.GENDER_FEATURE, cfg.BONEAGE.GENDER.EMBED_DIM
-        )
+        in_dim = regressor.output_shape()[
+            regressor_feature(regressor)
+        ].channels + cls.sex_feature_dim(h.GENDER_FEATURE, cfg.BONEAGE.GENDER.EMBED_DIM)
         ret.update(
             regressor=regressor,
             age_head=build_age_head(cfg, in_dim),
@@ -259,7 +279,7 @@ class HandSegBoneAgeRCNN(GeneralizedRCNN):
         """
         x = (crops - self.pixel_mean) / self.pixel_std
         features, logits = self.regressor.forward_with_attention(x)
-        parts = [features[REGRESSOR_FEATURE].mean(dim=(2, 3))]
+        parts = [features[self.regressor_feature].mean(dim=(2, 3))]
         if self.gender_feature == "bit":
             parts.append((2.0 * male - 1.0)[:, None])
         elif self.gender_feature == "embedding":

@@ -1,16 +1,23 @@
-"""One upload -> one prediction: decode through the model's intensity pipeline, infer under the
-model's lock, the ``prediction_record`` plus timings (and an overlay on request)."""
+"""One upload -> one prediction: decode through the model's intensity pipeline (within its pixel
+budget), infer under the model's lock, the ``prediction_record`` plus timings (and an overlay on
+request)."""
 
 from __future__ import annotations
 
 import base64
 import time
+from contextlib import AbstractContextManager
 
 from ..engine.prediction_io import prediction_record
-from ..io.radiograph import ImageReadError, read_radiograph_bytes, sniff_image_format
+from ..io.radiograph import (
+    ImageReadError,
+    ImageTooLarge,
+    read_radiograph_bytes,
+    sniff_image_format,
+)
 from .models import ServedModel
 
-__all__ = ["UndecodableImage", "predict_upload"]
+__all__ = ["UndecodableImage", "predict_upload", "upload_name"]
 
 
 class UndecodableImage(ValueError):
@@ -20,6 +27,15 @@ class UndecodableImage(ValueError):
     def __init__(self, message: str, recognised: bool):
         super().__init__(message)
         self.recognised = recognised
+
+
+def upload_name(filename: str, echo: bool) -> str:
+    """The name an upload is read and reported under: the client's file name when ``echo``,
+    else ``upload`` with the name's suffix (which marks DICOM), so messages never repeat it."""
+    if echo and filename:
+        return filename
+    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return "upload" + (f".{suffix}" if suffix.isalnum() and len(suffix) <= 6 else "")
 
 
 def _overlay_png(gray, output: dict, male: bool) -> str:
@@ -42,30 +58,40 @@ def predict_upload(
     age_months: float | None = None,
     sd_table=None,
     reject_flagged: bool = False,
+    forward: AbstractContextManager | None = None,
+    file_label: str | None = None,
+    max_pixels: int | None = None,
 ) -> dict:
     """The JSON answer for one uploaded file (blocking: run it in a worker thread).
 
-    Decoding and pre-processing run outside the model's lock, the forward pass inside it, so
-    concurrent requests never share a model call and each gets the output of its own input.
-    ``UndecodableImage`` for bytes the readers reject (the decoder's reason in its message).
-    With ``age_months`` (chronological) and ``sd_table`` the answer has the delay and SDS;
-    ``reject_flagged``: no ages for a film flagged as not a readable hand film.
+    Decoding and pre-processing run outside the model's lock, the forward pass inside
+    ``forward`` (default: the model's lock), so concurrent requests never share a model call and
+    each gets the output of its own input. ``filename`` names the upload in errors and marks
+    DICOM by its suffix; the answer's ``file`` is ``file_label``. ``ImageTooLarge`` for a header
+    over ``max_pixels`` (None: the model's ``BONEAGE.INPUT.MAX_PIXELS``), ``UndecodableImage``
+    for bytes the readers reject (the decoder's reason in its message). With ``age_months``
+    (chronological) and ``sd_table`` the answer has the delay and SDS; ``reject_flagged``: no
+    ages for a film flagged as not a readable hand film.
     """
     t0 = time.perf_counter()
     predictor = model.predictor
     try:
-        gray = read_radiograph_bytes(data, filename, predictor.intensity)
+        limit = predictor.max_pixels if max_pixels is None else max_pixels
+        gray = read_radiograph_bytes(data, filename, predictor.intensity, limit)
+    except ImageTooLarge:
+        raise
     except ImageReadError as e:
         raise UndecodableImage(str(e), sniff_image_format(data) is not None) from e
-    inp = {**predictor.model_input(gray, male), "file_name": filename}
+    inp = {**predictor.model_input(gray, male), "file_name": file_label or ""}
     t1 = time.perf_counter()
-    with model.lock:
+    with forward if forward is not None else model.lock:
         t2 = time.perf_counter()
         output = predictor.predict_batch([inp])[0]
     t3 = time.perf_counter()
     record = prediction_record(
         inp, output, reject_flagged, age_months=age_months, sd_table=sd_table
     )
+    record["file"] = file_label
     answer = {"model": model.name, **record}
     if overlay:
         answer["overlay_png_base64"] = _overlay_png(gray, output, male)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 
-__all__ = ["UploadLimit", "too_large"]
+__all__ = ["UploadLimit", "drain_body", "too_large"]
 
 
 def too_large(limit_bytes: int) -> HTTPException:
@@ -18,6 +18,11 @@ async def _drain(receive, message: dict) -> None:
     answer instead of a reset connection (nothing is kept)."""
     while message.get("type") == "http.request" and message.get("more_body", False):
         message = await receive()
+
+
+async def drain_body(receive) -> None:
+    """Read and drop a whole request body that nothing has read yet."""
+    await _drain(receive, {"type": "http.request", "more_body": True})
 
 
 class UploadLimit:
@@ -52,6 +57,6 @@ class UploadLimit:
     async def _reject(self, scope, receive, send):
         from fastapi.responses import JSONResponse
 
-        await _drain(receive, {"type": "http.request", "more_body": True})
+        await drain_body(receive)
         response = JSONResponse({"detail": too_large(self.limit).detail}, status_code=413)
         await response(scope, receive, send)

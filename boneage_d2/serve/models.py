@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelSpec", "ServedModel", "load_models", "parse_model_spec"]
+__all__ = ["ModelSpec", "ServedModel", "config_hash", "load_models", "parse_model_spec"]
+
+# Config keys that hold server-side paths: left out of the config hash (and never shown).
+_PATH_KEYS = (("MODEL", "WEIGHTS"), ("OUTPUT_DIR",), ("BONEAGE", "INTERVALS", "CALIBRATION_FILE"))
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,26 @@ def parse_model_spec(text: str) -> ModelSpec:
     return ModelSpec(name, config, weights or None)
 
 
+def config_hash(cfg) -> str:
+    """SHA-256 (hex) of the config as yaml with its path keys blanked: the same model config
+    hashes the same wherever its files lie."""
+    clone = cfg.clone()
+    clone.defrost()
+    for keys in _PATH_KEYS:
+        node = clone
+        for k in keys[:-1]:
+            node = node.get(k) if node is not None else None
+        if node is not None and keys[-1] in node:
+            node[keys[-1]] = ""
+    return hashlib.sha256(clone.dump().encode()).hexdigest()
+
+
 @dataclass
 class ServedModel:
     """A loaded ``BoneAgePredictor`` with what ``GET /models`` says about it. ``lock`` serialises
     its inference: one forward pass at a time per model (Detectron2 models are not re-entrant
-    under concurrent calls; different models run in parallel)."""
+    under concurrent calls; different models run in parallel). ``config_file`` and ``weights``
+    are for the server's own log: ``describe`` never shows them."""
 
     name: str
     predictor: Any
@@ -50,19 +69,23 @@ class ServedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def describe(self) -> dict:
-        """Name, meta-architecture, config file, weights and input size (plain data)."""
+        """Name, meta-architecture, package version, config hash, calibration state, input size
+        and pipeline (plain data, no server path)."""
+        from ..version import __version__
+
         cfg = self.predictor.cfg
         info = {
             "name": self.name,
             "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
-            "config_file": self.config_file,
-            "weights": self.weights,
+            "package_version": __version__,
+            "config_sha256": config_hash(cfg),
             "device": cfg.MODEL.DEVICE,
             "input_long_side": int(cfg.BONEAGE.INPUT.LONG_SIDE_TEST),
             "pad_to_square": bool(cfg.BONEAGE.INPUT.PAD_TO_SQUARE),
             "intensity": cfg.BONEAGE.INPUT.INTENSITY.NAME,
         }
         cal = self.predictor.interval_calibration
+        info["calibrated"] = bool(cal)
         info["interval_coverage"] = float(cal["coverage"]) if cal else None
         if cfg.MODEL.META_ARCHITECTURE == "HandSegBoneAgeRCNN":
             info["hand_crop_size"] = int(cfg.BONEAGE.RAN.INPUT_SIZE)

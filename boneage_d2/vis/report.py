@@ -26,8 +26,9 @@ __all__ = [
 
 
 def read_predictions(csv_path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Labelled rows of a ``boneage_predictions.csv`` as arrays ``true``, ``pred``, ``male``."""
-    true, pred, male = [], [], []
+    """Labelled rows of a ``boneage_predictions.csv`` as arrays ``true``, ``pred``, ``male`` and
+    ``image_id`` (strings)."""
+    true, pred, male, ids = [], [], [], []
     with open(csv_path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if row["boneage_true"] == "":
@@ -35,7 +36,31 @@ def read_predictions(csv_path: str | os.PathLike) -> dict[str, np.ndarray]:
             true.append(float(row["boneage_true"]))
             pred.append(float(row["boneage_pred"]))
             male.append(row["male"] == "True")
-    return {"true": np.array(true), "pred": np.array(pred), "male": np.array(male, dtype=bool)}
+            ids.append(row.get("image_id", str(len(ids))))
+    return {
+        "true": np.array(true),
+        "pred": np.array(pred),
+        "male": np.array(male, dtype=bool),
+        "image_id": np.array(ids),
+    }
+
+
+def ensemble_predictions(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The mean prediction of several models' ``read_predictions`` on the same images (matched
+    by ``image_id``; every member must hold the same images)."""
+    first = members[0]
+    order = np.argsort(first["image_id"])
+    preds = []
+    for i, m in enumerate(members):
+        if sorted(m["image_id"]) != sorted(first["image_id"]):
+            raise ValueError(f"ensemble member {i} was evaluated on other images than member 0")
+        preds.append(m["pred"][np.argsort(m["image_id"])])
+    return {
+        "true": first["true"][order],
+        "pred": np.mean(preds, axis=0),
+        "male": first["male"][order],
+        "image_id": first["image_id"][order],
+    }
 
 
 def plot_pred_vs_true(

@@ -48,13 +48,37 @@ def test_unknown_architecture_lists_registered_ones():
         validate_config(cfg)
 
 
-def test_missing_or_remote_weights(tmp_path):
+def test_missing_weights_file(tmp_path):
     cfg = load_config(None, ["MODEL.WEIGHTS", str(tmp_path / "none.pth")])
     with pytest.raises(ConfigError, match="none.pth.*file not found"):
         validate_config(cfg)
-    cfg = load_config(None, ["MODEL.WEIGHTS", "detectron2://ImageNetPretrained/MSRA/R-50.pkl"])
-    with pytest.raises(ConfigError, match="cannot do.*random initialisation"):
+
+
+@pytest.mark.parametrize("model", ["ALA-Net/paper-imagenet", "HandSeg-RAN/paper-imagenet"])
+def test_imagenet_weights_that_cannot_be_downloaded_name_the_local_alternative(model, monkeypatch):
+    """The paper-imagenet configs name Detectron2's MSRA weights; Detectron2 fetches them where
+    there is internet. A failed download is a ConfigError naming the local-file routes."""
+    from urllib.error import URLError
+
+    from detectron2.utils.file_io import PathManager
+
+    asked = []
+
+    def offline(path, **kwargs):
+        asked.append(path)
+        raise URLError("Name or service not known")
+
+    monkeypatch.setattr(PathManager, "get_local_path", offline)
+    cfg = load_config(str(CONFIGS / f"{model}.yaml"))
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()
+    with pytest.raises(ConfigError) as err:
         validate_config(cfg)
+    assert asked == ["detectron2://ImageNetPretrained/MSRA/R-50.pkl"]
+    message = str(err.value)
+    for part in ("could not be downloaded", "local path", "convert_torchvision_resnet.py"):
+        assert part in message, message
+    assert cfg.MODEL.RESNETS.NORM == "FrozenBN" and cfg.MODEL.RESNETS.STRIDE_IN_1X1
+    assert list(cfg.MODEL.PIXEL_STD) == [1.0, 1.0, 1.0]
 
 
 def test_batchnorm_regressor_needs_two_images_per_process():

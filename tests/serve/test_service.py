@@ -26,6 +26,7 @@ from boneage_d2.serve import (  # noqa: E402
     parse_model_spec,
 )
 from boneage_d2.serve.cli import main as serve_main  # noqa: E402
+from boneage_d2.version import __version__  # noqa: E402
 from tests.fixtures import REPO  # noqa: E402
 
 CONFIGS = {
@@ -74,7 +75,8 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(models):
-    with LiveServer(create_app(models, max_upload_mb=MAX_UPLOAD_MB)) as live:
+    # a queue that holds the concurrency test's 10 requests per model (backpressure: its own test)
+    with LiveServer(create_app(models, max_upload_mb=MAX_UPLOAD_MB, queue_size=10)) as live:
         yield live
 
 
@@ -96,7 +98,7 @@ def _direct(models, name: str, path: Path, male: bool) -> dict:
     return prediction_record(inp, predictor(str(path), male=male))
 
 
-def test_health_models_and_openapi(client):
+def test_health_models_and_openapi(client, models):
     assert client.get("/health").json() == {
         "status": "ok",
         "models": ["global", "alanet"],
@@ -108,12 +110,19 @@ def test_health_models_and_openapi(client):
     assert by_name["global"]["meta_architecture"] == "GlobalBoneAgeRegressor"
     assert by_name["alanet"]["meta_architecture"] == "ALANet"
     assert by_name["alanet"]["input_long_side"] == 96
-    assert by_name["alanet"]["weights"].endswith("model_final.pth")
-    assert by_name["alanet"]["config_file"].endswith("config.yaml")
     assert by_name["alanet"]["interval_coverage"] is None  # no calibration beside the weights
+    assert by_name["alanet"]["calibrated"] is False
+    assert len(by_name["alanet"]["config_sha256"]) == 64
+    assert by_name["alanet"]["config_sha256"] != by_name["global"]["config_sha256"]
+    assert by_name["global"]["package_version"] == __version__
+    served = [m.weights for m in models.values()] + [m.config_file for m in models.values()]
+    text = client.get("/models").text
+    assert not any(str(Path(p).parent) in text for p in served)  # no server path
+    assert "weights" not in by_name["global"] and "config_file" not in by_name["global"]
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/models", "/predict", "/models/{name}/predict"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+    form = paths["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert {"file", "sex", "model", "age_months", "echo_filename"} <= set(form["properties"])
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
@@ -121,7 +130,8 @@ def test_health_models_and_openapi(client):
 def test_upload_equals_the_file_prediction(client, models, tmp_path, suffix, model):
     path = tmp_path / f"film{suffix}"
     cv2.imwrite(str(path), hand(3))
-    got = _post(client, path.read_bytes(), path.name, "F", url=f"/models/{model}/predict")
+    url = f"/models/{model}/predict"
+    got = _post(client, path.read_bytes(), path.name, "F", url=url, echo_filename="true")
     assert got.status_code == 200, got.text
     body = got.json()
     expected = _direct(models, model, path, male=False)
@@ -142,8 +152,8 @@ def test_dicom_upload(client, models, tmp_path):
     assert body["model"] == "alanet"
     assert body["boneage_months"] == _direct(models, "alanet", path, True)["boneage_months"]
     # the DICOM magic alone marks it, without the suffix
-    unnamed = _post(client, path.read_bytes(), "upload", "M", model="alanet").json()
-    assert unnamed["boneage_months"] == body["boneage_months"] and unnamed["file"] == "upload"
+    unnamed = _post(client, path.read_bytes(), "scan", "M", model="alanet").json()
+    assert unnamed["boneage_months"] == body["boneage_months"] and unnamed["file"] is None
 
 
 def test_overlay_is_a_png_of_the_image(client):
@@ -185,7 +195,8 @@ def test_concurrent_requests_each_get_their_own_answer(server):
 
     def ask(i: int) -> dict:
         with httpx.Client(base_url=server.url, timeout=120) as c:
-            r = _post(c, images[i], f"{i}.png", "MF"[i % 2 == 0], url=f"/models/{names[i]}/predict")
+            url = f"/models/{names[i]}/predict"
+            r = _post(c, images[i], f"{i}.png", "MF"[i % 2 == 0], url=url, echo_filename="1")
             assert r.status_code == 200, r.text
             return r.json()
 
@@ -206,7 +217,9 @@ def test_concurrent_requests_each_get_their_own_answer(server):
 def test_bad_uploads_are_clear_json_errors(client):
     good = png_bytes(hand(2))
     r = _post(client, b"name,age\n1,2\n", "labels.csv")
-    assert r.status_code == 415 and "labels.csv" in r.json()["detail"]
+    assert r.status_code == 415 and r.json()["detail"].startswith("upload.csv: ")
+    r = _post(client, b"name,age\n1,2\n", "labels.csv", echo_filename="true")
+    assert r.status_code == 415 and r.json()["detail"].startswith("labels.csv: ")
     r = _post(client, good[: len(good) // 2], "cut.png")
     assert r.status_code == 422 and "truncated PNG" in r.json()["detail"]
     r = _post(client, b"", "empty.png")

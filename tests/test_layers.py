@@ -24,6 +24,7 @@ LAYERS = {
     "checks": 1,
     "phantom": 1,
     "config": 2,
+    "model_zoo": 2,
     "data": 2,
     "modeling": 2,
     "evaluation": 2,
@@ -32,6 +33,7 @@ LAYERS = {
     "benchmark": 5,
     "serve": 5,
     "export": 5,
+    "cli": 6,
 }
 TORCH_FREE = ("version", "schema", "reference", "io", "convert", "checks", "phantom")
 # Same layer, still kept apart: the data pipeline and the models meet only in the engine.

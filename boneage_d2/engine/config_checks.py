@@ -16,6 +16,9 @@ from detectron2.utils import comm
 
 from ..config import add_boneage_config
 from ..data.bad_images import ON_BAD_IMAGE_CHOICES
+from ..model_zoo import UnknownConfigError, closest_configs, resolve_config_file
+from .model_package import ModelPackage, ModelPackageError, is_model_package
+from .val_loss import WRITER_PERIOD, val_loss_dataset
 
 __all__ = ["ConfigError", "load_config", "load_inference_config", "validate_config"]
 
@@ -50,20 +53,26 @@ def _unknown_key_error(cfg: CfgNode, err: KeyError, source: str) -> ConfigError:
 def load_config(config_file: str | None = None, opts: list[str] | None = None) -> CfgNode:
     """``get_cfg()`` + ``add_boneage_config`` + the yaml + command-line ``opts``.
 
+    ``config_file`` is a path, the name of a packaged config (``"ALA-Net/paper.yaml"``,
+    ``boneage_d2.model_zoo``; an existing file wins) or a model package folder (its config, and
+    its weights as ``MODEL.WEIGHTS``, which ``opts`` may still override).
+
     A misspelt key raises ``ConfigError`` naming the key, the file (or the command line) and the
     closest existing keys. ``MODEL.DEVICE`` "cuda" falls back to "cpu" (with a warning) on a
     machine without a GPU, so the same yaml runs on a laptop and on a GPU server.
     """
     cfg = add_boneage_config(get_cfg())
+    package = _model_package(config_file)
     if config_file:
-        if not os.path.isfile(config_file):
-            raise ConfigError(f"config file not found: {config_file}")
+        config_file = package.config_file if package else _config_path(config_file)
         try:
             cfg.merge_from_file(config_file)
         except KeyError as e:
             raise _unknown_key_error(cfg, e, config_file) from None
         except ValueError as e:  # a value of the wrong type
             raise ConfigError(f"{config_file}: {e}") from None
+    if package:
+        cfg.MODEL.WEIGHTS = package.weights
     if opts:
         try:
             cfg.merge_from_list(list(opts))
@@ -77,13 +86,36 @@ def load_config(config_file: str | None = None, opts: list[str] | None = None) -
     return cfg
 
 
+def _config_path(name_or_path: str | os.PathLike) -> str:
+    """A config file, or the file of a packaged config name; ``ConfigError`` otherwise."""
+    try:
+        return resolve_config_file(name_or_path)
+    except UnknownConfigError:
+        close = closest_configs(os.fspath(name_or_path))
+        hint = f" (packaged configs with a close name: {', '.join(close)})" if close else ""
+        raise ConfigError(f"config file not found: {name_or_path}{hint}") from None
+
+
+def _model_package(path: str | os.PathLike | None) -> ModelPackage | None:
+    if not is_model_package(path):
+        return None
+    try:
+        return ModelPackage.load(path)
+    except ModelPackageError as e:
+        raise ConfigError(str(e)) from None
+
+
 def load_inference_config(
     config_file: str | None, opts: list[str] | None = None, weights: str | None = None
 ) -> CfgNode:
     """``load_config`` for inference: ``weights`` (when given) as ``MODEL.WEIGHTS``, no
     registered datasets (prediction reads files, not a catalog), then
-    ``validate_config(training=False)``; not frozen, so a caller may still set keys."""
+    ``validate_config(training=False)``; not frozen, so a caller may still set keys. A model
+    package trained on phantom films only gives a ``SyntheticTrainingWarning``."""
     cfg = load_config(config_file, opts)
+    package = _model_package(config_file)
+    if package:
+        package.warn_if_synthetic()
     if weights:
         cfg.MODEL.WEIGHTS = weights
     cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (), ()
@@ -117,7 +149,8 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
 
     Checks: META_ARCHITECTURE is registered; MODEL.WEIGHTS is empty, an existing local file or a
     URL that downloads; packaged ImageNet weights get their pixel normalisation;
-    BONEAGE.DATA.ON_BAD_IMAGE is known; every dataset in DATASETS.TRAIN/TEST is registered and,
+    BONEAGE.DATA.ON_BAD_IMAGE is known; every dataset in DATASETS.TRAIN/TEST (and the
+    validation-loss split, ``BONEAGE.EVAL.VAL_LOSS_*``) is registered and,
     for converted splits, its json exists and loads; training HandSeg-RAN with BatchNorm in its
     regressor gets >= 2 images per process.
     """
@@ -141,6 +174,8 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
     _check_pretrained_normalisation(cfg)
     registered = set(DatasetCatalog.list())
     sets = list(cfg.DATASETS.TEST) + (list(cfg.DATASETS.TRAIN) if training else [])
+    if training:
+        sets += _val_loss_sets(cfg)
     for name in sets:
         if name not in registered:
             close = difflib.get_close_matches(name, sorted(registered), n=3)
@@ -151,6 +186,27 @@ def validate_config(cfg: CfgNode, *, training: bool = True) -> None:
             )
     for name in sets:
         _check_dataset_loads(name)
+
+
+def _val_loss_sets(cfg: CfgNode) -> list[str]:
+    """The split of ``BONEAGE.EVAL.VAL_LOSS_PERIOD`` (none when off); a period without a split
+    to read is a ``ConfigError``."""
+    period = cfg.BONEAGE.EVAL.VAL_LOSS_PERIOD
+    if period <= 0:
+        return []
+    if period % WRITER_PERIOD:
+        raise ConfigError(
+            f"BONEAGE.EVAL.VAL_LOSS_PERIOD={period} must be a multiple of {WRITER_PERIOD}, the "
+            "period of Detectron2's metrics writers: a validation between two writes would reach "
+            "neither metrics.json nor TensorBoard"
+        )
+    name = val_loss_dataset(cfg)
+    if not name:
+        raise ConfigError(
+            f"BONEAGE.EVAL.VAL_LOSS_PERIOD={period} needs a split: set "
+            "BONEAGE.EVAL.VAL_LOSS_DATASET or DATASETS.TEST"
+        )
+    return [name]
 
 
 def _check_weights_file(weights: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from ..data.bad_images import with_skipped_image_metric
 from ..data.catalog import prepare_task_view
 from ..data.mapper import BoneAgeDatasetMapper
 from ..data.roi_sampling import roi_repeat_loader_args
+from ..data.transforms import build_boneage_augmentation
 from ..evaluation import BoneAgeEvaluator
 from ..evaluation.intervals import calibration_for_config
 from ..modeling.flip_tta import BoneAgeFlipTTA
@@ -40,10 +41,12 @@ from .hooks import (
     WeightsEMA,
     check_finite_losses,
 )
+from .val_loss import ValidationLoss, val_loss_dataset
 
 __all__ = [
     "BoneAgeTrainer",
     "training_mean_months",
+    "mean_boneage_months",
     "build_boneage_optimizer",
     "create_ddp_model",
     "configure_determinism",
@@ -56,15 +59,21 @@ OPTIMIZERS = {"SGD": torch.optim.SGD, "Adam": torch.optim.Adam, "AdamW": torch.o
 DETECTION_TASKS = {"hand": ("bbox", "segm"), "roi": ("bbox",)}
 
 
-def training_mean_months(cfg) -> float | None:
-    """Mean label of the training sets (the mean predictor every table reports beside a model)."""
+def mean_boneage_months(names: str | Sequence[str]) -> float | None:
+    """Mean label of the registered splits ``names`` (None when none is labelled)."""
+    names = [names] if isinstance(names, str) else list(names)
     ages = [
         r["boneage"]
-        for name in cfg.DATASETS.TRAIN
+        for name in names
         for r in DatasetCatalog.get(name)
         if r.get("boneage") is not None
     ]
     return float(np.mean(ages)) if ages else None
+
+
+def training_mean_months(cfg) -> float | None:
+    """Mean label of the training sets (the mean predictor every table reports beside a model)."""
+    return mean_boneage_months(cfg.DATASETS.TRAIN)
 
 
 def backbone_lr_factor(factor: float):
@@ -248,9 +257,22 @@ class BoneAgeTrainer(DefaultTrainer):
         - ``ReduceLROnPlateau`` right after ``EvalHook`` when ``BONEAGE.SOLVER.PLATEAU.ENABLED``.
           The ``PeriodicCheckpointer`` then moves after it, so a checkpoint written at an
           evaluation iteration holds that evaluation's LR decision (Detectron2 checkpoints before
-          evaluating; a resume would lose the reduction).
+          evaluating; a resume would lose the reduction);
+        - ``ValidationLoss`` before the ``PeriodicWriter`` when ``BONEAGE.EVAL.VAL_LOSS_PERIOD``.
         """
         ret = super().build_hooks()
+        val_split = val_loss_dataset(self.cfg)
+        if val_split:
+            writer = next(
+                (i for i, h in enumerate(ret) if isinstance(h, d2_hooks.PeriodicWriter)), len(ret)
+            )
+            ret.insert(
+                writer,
+                ValidationLoss(
+                    self.cfg.BONEAGE.EVAL.VAL_LOSS_PERIOD,
+                    lambda: self.build_val_loss_loader(self.cfg, val_split),
+                ),
+            )
         period = self.cfg.SOLVER.CHECKPOINT_PERIOD
         first = next(
             i
@@ -295,6 +317,22 @@ class BoneAgeTrainer(DefaultTrainer):
         mapper = BoneAgeDatasetMapper(cfg, is_train=True)
         return with_skipped_image_metric(
             build_detection_train_loader(cfg, mapper=mapper, **roi_repeat_loader_args(cfg))
+        )
+
+    @classmethod
+    def build_val_loss_loader(cls, cfg, dataset_name: str):
+        """The validation-loss batches of ``dataset_name``: the test-time resize (no random
+        augmentation) with the training annotations the losses need; an unreadable image stops
+        training, as in evaluation."""
+        args = BoneAgeDatasetMapper.from_config(cfg, is_train=True)
+        args.update(
+            augmentations=build_boneage_augmentation(cfg, is_train=False), on_bad_image="fail"
+        )
+        return build_detection_test_loader(
+            cfg,
+            dataset_name,
+            mapper=BoneAgeDatasetMapper(**args),
+            batch_size=max(cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size(), 1),
         )
 
     @classmethod

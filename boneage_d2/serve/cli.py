@@ -4,6 +4,7 @@
         --model alanet=outputs/demo/alanet/config.yaml:outputs/demo/alanet/model_final.pth \\
         --model global=outputs/demo/global/config.yaml:outputs/demo/global/model_final.pth \\
         --host 127.0.0.1 --port 8000
+    boneage-serve --model alanet=outputs/demo/alanet/model_package   # a model package folder
 
 The first ``--model`` is the default of ``POST /predict``. Endpoints, limits, API keys
 (``--api-keys-file`` or ``$BONEAGE_API_KEYS``), backpressure and what is logged: docs/service.md;
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_spec,
         required=True,
         metavar="NAME=CONFIG_YAML:WEIGHTS",
-        help="a model to serve (repeatable; the first is the default)",
+        help="a model to serve (repeatable; the first is the default); NAME=PACKAGE_DIR for a "
+        "model package (train_net's OUTPUT_DIR/model_package)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on [127.0.0.1]")
     p.add_argument("--port", type=int_at_least(0), default=8000, help="TCP port [8000]")

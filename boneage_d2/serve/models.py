@@ -27,8 +27,9 @@ class ModelSpec:
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """``NAME=CONFIG_YAML:WEIGHTS`` (or ``NAME=CONFIG_YAML``) -> ``ModelSpec``; ``ValueError``
-    naming the part that is wrong."""
+    """``NAME=CONFIG_YAML:WEIGHTS`` (or ``NAME=CONFIG_YAML``, or ``NAME=PACKAGE_DIR`` for a model
+    package, whose config brings its weights) -> ``ModelSpec``; ``ValueError`` naming the part
+    that is wrong."""
     name, sep, rest = text.partition("=")
     if not sep or not name.strip() or not rest:
         raise ValueError(f"--model {text!r}: expected NAME=CONFIG_YAML:WEIGHTS")

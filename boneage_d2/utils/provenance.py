@@ -14,7 +14,10 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def git_revision(path: str | os.PathLike = _REPO) -> str | None:
-    """``<hash>`` (``+dirty`` when the tree has changes) of the checkout holding the package."""
+    """``<hash>`` (``+dirty`` when the tree has changes) of the checkout holding the package;
+    None for an installed wheel (whatever repository its site-packages may lie in)."""
+    if not (Path(path) / "setup.py").is_file():
+        return None
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"],

@@ -59,3 +59,24 @@ def test_bad_arguments_are_named(extra, message, capsys):
     with pytest.raises(SystemExit):
         load_tool("results_table").main(["--dataset", "v", "--train-dataset", "t", *extra])
     assert message in capsys.readouterr().err
+
+
+def test_ensemble_row_averages_its_runs_film_by_film(tmp_path, capsys):
+    train_json = write_tiny_dataset(tmp_path / "train", num_images=6)
+    register_boneage_split("results_table_train_ens", train_json)
+    _write_run(tmp_path / "a", "v", [(True, 30.0, 40.0), (False, 150.0, 150.0)])
+    # the second run lists the same films in the other order: matched by image_id, not by row
+    out = tmp_path / "b" / "inference" / "v"
+    out.mkdir(parents=True)
+    with open(out / "boneage_predictions.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "file_name", "male", "boneage_true", "boneage_pred"])
+        w.writerow([1, "1.png", False, 150.0, 130.0])
+        w.writerow([0, "0.png", True, 30.0, 30.0])
+    argv = ["--dataset", "v", "--train-dataset", "results_table_train_ens"]
+    argv += ["--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--ensemble", "ab=a,b"]
+    assert load_tool("results_table").main(argv) == 0
+    table = [line.split("|") for line in capsys.readouterr().out.splitlines() if "| ab " in line]
+    assert table[0][3].strip().startswith("7.5 [")  # |35 - 30| and |140 - 150|, averaged
+    with pytest.raises(SystemExit):
+        load_tool("results_table").main([*argv[:-1], "ab=a,zz"])
